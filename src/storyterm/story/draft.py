@@ -1,0 +1,596 @@
+"""A draft: the story text, its settings, and the append-only tree of every passage the model generated.
+
+How the writer's free edits and the tree fit together:
+
+* ``Draft.text`` (the story) is authoritative. The writer may change any of it at any time (``set_text``).
+* Every generation becomes a :class:`Passage` that remembers the story it continued (its length and a SHA-256
+  digest of it, ``context_length`` / ``context_digest``). The *alternatives at a spot* are exactly the passages
+  generated from the same story text, so regenerate adds a sibling, and if the writer edits the story and later
+  returns to the same text, the alternatives made there come back.
+* ``pending`` is the alternative shown after the story but not yet part of it. ``accept`` appends its text to the
+  story. Editing the story hides the pending passage (it stays in the tree; the story no longer ends where it was
+  generated).
+* After an accept, while the story still ends with the accepted passage exactly where it was generated, the
+  alternatives are that passage's siblings, and switching to another one replaces its text at the end of the
+  story ("I accepted too early, show me the other take").
+* ``parent_id`` of a new passage is the latest accepted passage whose text still lies unchanged in the story
+  (walking up from the last accepted one), else ``None``: the tree shows which take followed which.
+* Nothing leaves the tree except through :meth:`Draft.delete_branch`, which the writer asks for on purpose (the
+  TUI confirms first). Undo and redo only move the view (story text, pending passage, last accepted passage);
+  they never remove a node. ``Passage.accepted`` means "was accepted at some point"; undo does not clear it.
+
+Undo steps: consecutive ``set_text`` calls coalesce into one step (the TUI may send the whole editor text on every
+keystroke); any other operation, or ``set_text(..., coalesce=False)``, or :meth:`Draft.break_undo_group`, starts a
+new step. Accept, generate (``add_alternative``), switch (``select_alternative``) and dismiss are one step each.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from datetime import datetime, timezone
+from typing import Any
+
+from storyterm.engine.errors import SettingsError, StorytermError
+from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
+
+FORMAT_VERSION = 1
+MAX_UNDO_STEPS = 500
+
+
+class DraftError(StorytermError):
+    """An operation that makes no sense in the draft's current state (nothing to accept, unknown passage, …)."""
+
+
+class DraftFormatError(StorytermError, ValueError):
+    """Data given to ``Draft.from_dict`` is not a valid draft; the message names the field and the problem."""
+
+
+class NewerFormatError(DraftFormatError):
+    """The data was written by a newer storyterm (a ``format_version`` this version cannot read)."""
+
+
+def now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def context_digest(text: str) -> str:
+    """The identity of a spot in the story: SHA-256 of the story text a passage continued."""
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+@dataclass
+class Passage:
+    """One generation: a node of the append-only tree."""
+
+    id: str
+    parent_id: str | None
+    text: str
+    genre: str | None
+    settings: dict
+    seed: int | None
+    model: str
+    created_at: str
+    accepted: bool = False  # was accepted into the story at some point
+    stopped: bool = False  # cut short by the writer
+    context_length: int = 0  # length of the story this passage continued
+    context_digest: str = ""  # context_digest() of that story: equal digests = alternatives at one spot
+
+    def continues(self, story: str) -> bool:
+        """Whether this passage was generated right after exactly ``story``."""
+        return len(story) == self.context_length and context_digest(story) == self.context_digest
+
+    def to_dict(self) -> dict[str, Any]:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
+class _View:
+    """What undo/redo restore. Nodes of the tree are not part of it, so undo can never remove one."""
+
+    text: str
+    pending_id: str | None
+    head_id: str | None
+
+
+@dataclass(frozen=True)
+class _Step:
+    view: _View
+    label: str
+
+
+class Draft:
+    """The story being written, with every generated alternative kept. See the module docstring."""
+
+    def __init__(
+        self,
+        title: str = "Untitled",
+        genre: str | None = None,
+        *,
+        memory: str = "",
+        settings: SamplerSettings = DEFAULT_SETTINGS,
+        model_id: str = "builtin",
+        text: str = "",
+        created_at: str | None = None,
+        updated_at: str | None = None,
+    ) -> None:
+        self._title = title
+        self._genre = genre
+        self._memory = memory
+        self._settings = settings
+        self._model_id = model_id
+        self.created_at = created_at or now_iso()
+        self.updated_at = updated_at or self.created_at
+        self._text = text
+        self._pending_id: str | None = None
+        self._head_id: str | None = None
+        self._passages: dict[str, Passage] = {}
+        self._undo: list[_Step] = []
+        self._redo: list[_Step] = []
+        self._coalescing = False
+        # Bumped on every change (not saved): the autosaver compares it with the revision it last wrote.
+        self.revision = 0
+
+    # ----- plain attributes (setters count as changes for autosave) -----
+    @property
+    def title(self) -> str:
+        return self._title
+
+    @title.setter
+    def title(self, value: str) -> None:
+        self._title = value
+        self._touch()
+
+    @property
+    def genre(self) -> str | None:
+        return self._genre
+
+    @genre.setter
+    def genre(self, value: str | None) -> None:
+        self._genre = value
+        self._touch()
+
+    @property
+    def memory(self) -> str:
+        return self._memory
+
+    @memory.setter
+    def memory(self, value: str) -> None:
+        self._memory = value
+        self._touch()
+
+    @property
+    def settings(self) -> SamplerSettings:
+        return self._settings
+
+    @settings.setter
+    def settings(self, value: SamplerSettings) -> None:
+        self._settings = value
+        self._touch()
+
+    @property
+    def model_id(self) -> str:
+        return self._model_id
+
+    @model_id.setter
+    def model_id(self, value: str) -> None:
+        self._model_id = value
+        self._touch()
+
+    # ----- reading -----
+    @property
+    def text(self) -> str:
+        """The story: accepted passages and the writer's edits, without the pending passage."""
+        return self._text
+
+    @property
+    def pending(self) -> Passage | None:
+        """The alternative shown at the end of the story, not yet accepted."""
+        return self._passages.get(self._pending_id) if self._pending_id else None
+
+    @property
+    def passages(self) -> list[Passage]:
+        """Every passage in the tree, oldest first."""
+        return list(self._passages.values())
+
+    def passage(self, passage_id: str) -> Passage:
+        try:
+            return self._passages[passage_id]
+        except KeyError:
+            raise DraftError(f"no passage with id {passage_id!r} in this draft") from None
+
+    @property
+    def last_accepted(self) -> Passage | None:
+        return self._passages.get(self._head_id) if self._head_id else None
+
+    @property
+    def word_count(self) -> int:
+        return len(self._text.split())
+
+    def children(self, passage_id: str | None) -> list[Passage]:
+        """Passages whose parent is ``passage_id`` (``None``: the roots)."""
+        return [p for p in self._passages.values() if p.parent_id == passage_id]
+
+    # ----- navigation -----
+    def _open_alternatives(self) -> list[Passage]:
+        digest = context_digest(self._text)
+        length = len(self._text)
+        return [p for p in self._passages.values() if p.context_length == length and p.context_digest == digest]
+
+    def _accepted_spot(self) -> Passage | None:
+        """The last accepted passage if the story still ends with it, exactly where it was generated."""
+        head = self.last_accepted
+        if head is None or not self._text.endswith(head.text):
+            return None
+        return head if head.continues(self._text[: len(self._text) - len(head.text)]) else None
+
+    def alternatives(self) -> list[Passage]:
+        """The siblings at the open spot (end of the story), or, if none were generated there, the siblings of
+        the last accepted passage while the story still ends with it. Oldest first."""
+        open_spot = self._open_alternatives()
+        if open_spot:
+            return open_spot
+        head = self._accepted_spot()
+        if head is None:
+            return []
+        return [p for p in self._passages.values() if p.context_digest == head.context_digest
+                and p.context_length == head.context_length]
+
+    @property
+    def alternative_count(self) -> int:
+        return len(self.alternatives())
+
+    @property
+    def alternative_index(self) -> int | None:
+        """Position of the shown alternative in ``alternatives()`` (the pending one, else the accepted one at
+        the end of the story); ``None`` when none is shown."""
+        alternatives = self.alternatives()
+        shown = self._pending_id if self._open_alternatives() else (self._head_id if alternatives else None)
+        for index, passage in enumerate(alternatives):
+            if passage.id == shown:
+                return index
+        return None
+
+    def select_alternative(self, index: int) -> Passage:
+        """Show alternative ``index`` (wraps around, so ``index + 1`` / ``- 1`` cycle). At the open spot it
+        becomes the pending passage; at an accepted spot it replaces the accepted text at the end of the story."""
+        open_spot = self._open_alternatives()
+        alternatives = open_spot or self.alternatives()
+        if not alternatives:
+            raise DraftError("no alternatives here yet: generate one first")
+        target = alternatives[index % len(alternatives)]
+        if open_spot:
+            if target.id != self._pending_id:
+                self._push("switch")
+                self._pending_id = target.id
+                self._touch()
+            return target
+        head = self._accepted_spot()
+        assert head is not None  # alternatives() was not empty
+        if target.id != head.id:
+            self._push("switch")
+            self._text = self._text[: len(self._text) - len(head.text)] + target.text
+            self._head_id = target.id
+            target.accepted = True
+            self._touch()
+        return target
+
+    # ----- editing -----
+    def set_text(self, text: str, *, coalesce: bool = True) -> None:
+        """The writer changed the story (the TUI sends the whole editor text, pending passage excluded).
+
+        Consecutive calls coalesce into one undo step unless ``coalesce=False``. A pending passage is hidden
+        (it stays in the tree) because the story no longer ends where it was generated.
+        """
+        if text == self._text:
+            return
+        if not (coalesce and self._coalescing):
+            self._push("edit")
+        self._text = text
+        self._pending_id = None
+        self._coalescing = True
+        self._touch()
+
+    def break_undo_group(self) -> None:
+        """Make the next ``set_text`` start a new undo step (e.g. after a pause in typing)."""
+        self._coalescing = False
+
+    def add_alternative(
+        self,
+        text: str,
+        *,
+        genre: str | None,
+        settings: SamplerSettings | Mapping[str, Any],
+        seed: int | None,
+        model: str,
+        stopped: bool = False,
+    ) -> Passage:
+        """Record a finished or stopped generation that continued the current story; it becomes the pending
+        passage. Called again at the same spot it adds a sibling (regenerate)."""
+        settings_dict = settings.to_dict() if isinstance(settings, SamplerSettings) else dict(settings)
+        passage = Passage(
+            id=self._new_id(),
+            parent_id=self._parent_for_new(),
+            text=text,
+            genre=genre,
+            settings=settings_dict,
+            seed=seed,
+            model=model,
+            created_at=now_iso(),
+            stopped=stopped,
+            context_length=len(self._text),
+            context_digest=context_digest(self._text),
+        )
+        self._push("generate")
+        self._passages[passage.id] = passage
+        self._pending_id = passage.id
+        self._touch()
+        return passage
+
+    def accept(self) -> None:
+        """The pending passage becomes part of the story."""
+        pending = self.pending
+        if pending is None:
+            raise DraftError("nothing to accept: there is no pending passage")
+        self._push("accept")
+        self._text += pending.text
+        self._head_id = pending.id
+        self._pending_id = None
+        pending.accepted = True
+        self._touch()
+
+    def dismiss(self) -> None:
+        """Hide the pending passage; it stays in the tree and ``select_alternative`` shows it again."""
+        if self._pending_id is None:
+            return
+        self._push("dismiss")
+        self._pending_id = None
+        self._touch()
+
+    def delete_branch(self, passage_id: str) -> int:
+        """Remove a passage and everything generated after it (its descendants) from the tree, on the writer's
+        explicit request. The story text is not changed. This cannot be undone; returns how many were removed."""
+        self.passage(passage_id)
+        doomed = {passage_id}
+        for passage in self._passages.values():  # oldest first, so parents are seen before children
+            if passage.parent_id in doomed:
+                doomed.add(passage.id)
+        survivor = self._passages[passage_id].parent_id
+
+        def scrub(view: _View) -> _View:
+            return _View(
+                text=view.text,
+                pending_id=None if view.pending_id in doomed else view.pending_id,
+                head_id=survivor if view.head_id in doomed else view.head_id,
+            )
+
+        self._undo = [_Step(scrub(s.view), s.label) for s in self._undo]
+        self._redo = [_Step(scrub(s.view), s.label) for s in self._redo]
+        current = scrub(self._view())
+        self._pending_id, self._head_id = current.pending_id, current.head_id
+        for doomed_id in doomed:
+            del self._passages[doomed_id]
+        self._coalescing = False
+        self._touch()
+        return len(doomed)
+
+    # ----- undo / redo -----
+    @property
+    def can_undo(self) -> bool:
+        return bool(self._undo)
+
+    @property
+    def can_redo(self) -> bool:
+        return bool(self._redo)
+
+    @property
+    def undo_label(self) -> str | None:
+        """What undo would revert ("edit", "accept", "generate", "switch", "dismiss")."""
+        return self._undo[-1].label if self._undo else None
+
+    @property
+    def redo_label(self) -> str | None:
+        return self._redo[-1].label if self._redo else None
+
+    def undo(self) -> bool:
+        if not self._undo:
+            return False
+        step = self._undo.pop()
+        self._redo.append(_Step(self._view(), step.label))
+        self._restore(step.view)
+        return True
+
+    def redo(self) -> bool:
+        if not self._redo:
+            return False
+        step = self._redo.pop()
+        self._undo.append(_Step(self._view(), step.label))
+        self._restore(step.view)
+        return True
+
+    def _view(self) -> _View:
+        return _View(self._text, self._pending_id, self._head_id)
+
+    def _restore(self, view: _View) -> None:
+        self._text, self._pending_id, self._head_id = view.text, view.pending_id, view.head_id
+        self._coalescing = False
+        self._touch()
+
+    def _push(self, label: str) -> None:
+        self._undo.append(_Step(self._view(), label))
+        if len(self._undo) > MAX_UNDO_STEPS:
+            del self._undo[0]  # oldest view only; the tree keeps every passage
+        self._redo.clear()
+        self._coalescing = False
+
+    def _touch(self) -> None:
+        self.revision += 1
+        self.updated_at = now_iso()
+
+    def _new_id(self) -> str:
+        while True:
+            candidate = uuid.uuid4().hex[:12]
+            if candidate not in self._passages:
+                return candidate
+
+    def _parent_for_new(self) -> str | None:
+        """The latest accepted passage whose text still lies unchanged in the story, walking up from the head."""
+        passage = self.last_accepted
+        while passage is not None:
+            end = passage.context_length + len(passage.text)
+            if (
+                len(self._text) >= end
+                and self._text[passage.context_length : end] == passage.text
+                and passage.continues(self._text[: passage.context_length])
+            ):
+                return passage.id
+            passage = self._passages.get(passage.parent_id) if passage.parent_id else None
+        return None
+
+    # ----- serialisation -----
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict in a fixed key order (the file format; see ``store.py``)."""
+        return {
+            "format_version": FORMAT_VERSION,
+            "title": self._title,
+            "genre": self._genre,
+            "memory": self._memory,
+            "model_id": self._model_id,
+            "created_at": self.created_at,
+            "updated_at": self.updated_at,
+            "settings": self._settings.to_dict(),
+            "text": self._text,
+            "pending_id": self._pending_id,
+            "last_accepted_id": self._head_id,
+            "passages": [p.to_dict() for p in self._passages.values()],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Draft:
+        """Rebuild a draft from ``to_dict`` output; raises DraftFormatError naming the first bad field."""
+        if not isinstance(data, dict):
+            raise DraftFormatError(f"expected a JSON object at the top, found {_json_type(data)}")
+        version = data.get("format_version")
+        if isinstance(version, bool) or not isinstance(version, int):
+            raise DraftFormatError("missing or invalid format_version")
+        if version > FORMAT_VERSION:
+            raise NewerFormatError(
+                f"written by a newer storyterm (format_version {version}; this version reads up to {FORMAT_VERSION})"
+            )
+        if version < 1:
+            raise DraftFormatError(f"unknown format_version {version}")
+        draft = cls(
+            title=_field(data, "title", str),
+            genre=_field(data, "genre", str, optional=True),
+            memory=_field(data, "memory", str),
+            settings=_settings(_field(data, "settings", dict)),
+            model_id=_field(data, "model_id", str),
+            text=_field(data, "text", str),
+            created_at=_field(data, "created_at", str),
+            updated_at=_field(data, "updated_at", str),
+        )
+        raw_passages = _field(data, "passages", list)
+        for index, raw in enumerate(raw_passages):
+            passage = _passage(raw, f"passages[{index}]")
+            if passage.id in draft._passages:
+                raise DraftFormatError(f"passages[{index}].id {passage.id!r} is used twice")
+            if passage.parent_id is not None and passage.parent_id not in draft._passages:
+                raise DraftFormatError(
+                    f"passages[{index}].parent_id {passage.parent_id!r} does not name an earlier passage"
+                )
+            draft._passages[passage.id] = passage
+        pending_id = _field(data, "pending_id", str, optional=True)
+        head_id = _field(data, "last_accepted_id", str, optional=True)
+        for name, value in (("pending_id", pending_id), ("last_accepted_id", head_id)):
+            if value is not None and value not in draft._passages:
+                raise DraftFormatError(f"{name} {value!r} does not name a passage")
+        # A hand-edited story may no longer end where the pending passage was generated: hide it, keep it.
+        if pending_id is not None and draft._passages[pending_id].continues(draft._text):
+            draft._pending_id = pending_id
+        draft._head_id = head_id
+        draft.revision = 0
+        return draft
+
+
+# ----- validation helpers for from_dict -----
+_JSON_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", int: "a whole number", bool: "true/false"}
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in ((bool, "true/false"), (str, "a string"), (dict, "an object"), (list, "a list"),
+                       (int, "a whole number"), (float, "a number")):
+        if isinstance(value, kind):
+            return name
+    return type(value).__name__
+
+
+def _field(data: dict, key: str, kind: type, *, optional: bool = False, where: str = "") -> Any:
+    name = f"{where}.{key}" if where else key
+    if key not in data:
+        raise DraftFormatError(f"missing field {name!r}")
+    value = data[key]
+    if value is None and optional:
+        return None
+    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
+        expected = _JSON_TYPE_NAMES[kind] + (" or null" if optional else "")
+        raise DraftFormatError(f"field {name!r} must be {expected}, found {_json_type(value)}")
+    return value
+
+
+def _settings(raw: dict) -> SamplerSettings:
+    try:
+        return SamplerSettings.from_dict(raw).validate()
+    except SettingsError as error:
+        raise DraftFormatError(f"settings: {error}") from None
+
+
+def _check_json_values(value: Any, where: str, depth: int = 0) -> None:
+    """Passage settings are free-form JSON; refuse what cannot be written back (NaN, odd types, deep nesting)."""
+    if depth > 20:
+        raise DraftFormatError(f"{where} is nested too deeply")
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise DraftFormatError(f"{where} has a non-string key")
+            _check_json_values(item, where, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_json_values(item, where, depth + 1)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise DraftFormatError(f"{where} holds a number that is not finite")
+    elif value is not None and not isinstance(value, (str, int, bool)):
+        raise DraftFormatError(f"{where} holds a value of type {type(value).__name__}")
+
+
+def _passage(raw: Any, where: str) -> Passage:
+    if not isinstance(raw, dict):
+        raise DraftFormatError(f"{where} must be an object, found {_json_type(raw)}")
+    passage_id = _field(raw, "id", str, where=where)
+    if not passage_id:
+        raise DraftFormatError(f"{where}.id is empty")
+    settings = _field(raw, "settings", dict, where=where)
+    _check_json_values(settings, f"{where}.settings")
+    seed = _field(raw, "seed", int, optional=True, where=where)
+    context_length = _field(raw, "context_length", int, where=where)
+    if context_length < 0:
+        raise DraftFormatError(f"{where}.context_length is negative")
+    return Passage(
+        id=passage_id,
+        parent_id=_field(raw, "parent_id", str, optional=True, where=where),
+        text=_field(raw, "text", str, where=where),
+        genre=_field(raw, "genre", str, optional=True, where=where),
+        settings=settings,
+        seed=seed,
+        model=_field(raw, "model", str, where=where),
+        created_at=_field(raw, "created_at", str, where=where),
+        accepted=_field(raw, "accepted", bool, where=where),
+        stopped=_field(raw, "stopped", bool, where=where),
+        context_length=context_length,
+        context_digest=_field(raw, "context_digest", str, where=where),
+    )

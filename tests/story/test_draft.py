@@ -1,0 +1,234 @@
+"""Draft behaviour: the append-only tree, alternatives at a spot, accept/dismiss/switch, undo/redo."""
+
+from __future__ import annotations
+
+import pytest
+
+from storyterm.engine.errors import StorytermError
+from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
+from storyterm.story.draft import Draft, DraftError, DraftFormatError, NewerFormatError
+
+
+def generate(draft: Draft, text: str, **kwargs) -> object:
+    return draft.add_alternative(
+        text, genre=kwargs.get("genre", "horror"), settings=kwargs.get("settings", DEFAULT_SETTINGS),
+        seed=kwargs.get("seed", 7), model="builtin", stopped=kwargs.get("stopped", False),
+    )
+
+
+def test_new_draft_is_empty() -> None:
+    draft = Draft("Night", "horror")
+    assert (draft.text, draft.pending, draft.alternatives(), draft.can_undo) == ("", None, [], False)
+    assert draft.alternative_index is None
+
+
+def test_regenerate_adds_a_sibling_and_keeps_the_first() -> None:
+    draft = Draft("Night", "horror")
+    draft.set_text("The house")
+    first = generate(draft, " creaks.")
+    second = generate(draft, " burns.")
+    assert draft.pending is second
+    assert draft.alternatives() == [first, second]
+    assert draft.alternative_index == 1
+    assert first.parent_id == second.parent_id is None
+    assert draft.text == "The house"  # pending is not story text
+
+
+def test_select_alternative_wraps_and_accept_appends() -> None:
+    draft = Draft()
+    draft.set_text("Once")
+    first = generate(draft, " upon")
+    generate(draft, " more")
+    assert draft.select_alternative(2) is first  # wraps
+    assert draft.select_alternative(-1).text == " more"
+    draft.select_alternative(0)
+    draft.accept()
+    assert draft.text == "Once upon"
+    assert draft.pending is None
+    assert first.accepted
+
+
+def test_switch_after_accept_replaces_the_accepted_text() -> None:
+    draft = Draft()
+    draft.set_text("Once")
+    generate(draft, " upon a time")
+    other = generate(draft, " more")
+    draft.select_alternative(0)
+    draft.accept()
+    assert draft.alternative_count == 2 and draft.alternative_index == 0
+    draft.select_alternative(1)
+    assert draft.text == "Once more"
+    assert draft.last_accepted is other
+    assert draft.alternative_index == 1
+
+
+def test_switch_after_accept_is_gone_once_the_writer_types_after_it() -> None:
+    draft = Draft()
+    draft.set_text("Once")
+    generate(draft, " upon")
+    generate(draft, " more")
+    draft.accept()
+    draft.set_text(draft.text + " again")
+    assert draft.alternatives() == []
+    with pytest.raises(DraftError):
+        draft.select_alternative(0)
+
+
+def test_next_generation_is_a_child_of_the_accepted_passage() -> None:
+    draft = Draft()
+    first = generate(draft, "It rained.")
+    draft.accept()
+    draft.set_text(draft.text + " Then")
+    child = generate(draft, " it stopped.")
+    assert child.parent_id == first.id
+    assert draft.children(first.id) == [child]
+    # the writer rewrites the accepted sentence: the next take no longer builds on it
+    draft.accept()
+    draft.set_text("It snowed. Then it stopped.")
+    assert generate(draft, " Fin.").parent_id is None
+
+
+def test_edit_hides_pending_and_returning_to_the_text_brings_alternatives_back() -> None:
+    draft = Draft()
+    draft.set_text("Dark")
+    take = generate(draft, " night")
+    draft.set_text("Dark and")
+    assert draft.pending is None and draft.alternatives() == []
+    draft.set_text("Dark")
+    assert draft.alternatives() == [take]
+    assert draft.select_alternative(0) is take and draft.pending is take
+
+
+def test_dismiss_keeps_the_passage() -> None:
+    draft = Draft()
+    take = generate(draft, "A")
+    draft.dismiss()
+    assert draft.pending is None
+    assert take in draft.passages
+    assert draft.alternatives() == [take]
+    draft.dismiss()  # nothing pending: no-op, no undo step
+    assert draft.undo_label == "dismiss"
+
+
+def test_accept_without_pending_is_a_clear_error() -> None:
+    with pytest.raises(DraftError, match="nothing to accept") as info:
+        Draft().accept()
+    assert isinstance(info.value, StorytermError)
+
+
+def test_edits_coalesce_into_one_undo_step() -> None:
+    draft = Draft()
+    for n in range(1, 6):
+        draft.set_text("abcde"[:n])
+    assert draft.undo() and draft.text == ""
+    assert not draft.can_undo
+    assert draft.redo() and draft.text == "abcde"
+
+
+def test_structural_ops_and_explicit_breaks_split_edit_groups() -> None:
+    draft = Draft()
+    draft.set_text("a")
+    draft.set_text("ab")
+    generate(draft, "c")
+    draft.accept()
+    draft.set_text("abc!")
+    draft.break_undo_group()
+    draft.set_text("abc!?")
+    draft.set_text("abc!??", coalesce=False)
+    labels = []
+    texts = []
+    while draft.can_undo:
+        labels.append(draft.undo_label)
+        draft.undo()
+        texts.append((draft.text, draft.pending.text if draft.pending else None))
+    assert labels == ["edit", "edit", "edit", "accept", "generate", "edit"]
+    assert texts == [("abc!?", None), ("abc!", None), ("abc", None), ("ab", "c"), ("ab", None), ("", None)]
+
+
+def test_undo_never_removes_a_passage_and_new_ops_after_undo_keep_it() -> None:
+    draft = Draft()
+    take = generate(draft, "one")
+    draft.undo()
+    assert draft.pending is None
+    generate(draft, "two")  # clears redo, but the tree keeps "one"
+    assert not draft.can_redo
+    assert [p.text for p in draft.passages] == ["one", "two"]
+    assert take in draft.alternatives()
+
+
+def test_delete_branch_removes_subtree_and_scrubs_history() -> None:
+    draft = Draft()
+    root = generate(draft, "A.")
+    draft.accept()
+    child = generate(draft, " B.")
+    assert draft.delete_branch(root.id) == 2
+    assert draft.passages == []
+    assert draft.pending is None and draft.last_accepted is None
+    assert draft.text == "A."  # the story is untouched
+    while draft.undo():
+        assert draft.pending is None
+    with pytest.raises(DraftError):
+        draft.delete_branch(child.id)
+
+
+def test_revision_counts_changes() -> None:
+    draft = Draft()
+    start = draft.revision
+    draft.set_text("x")
+    draft.title = "New"
+    draft.set_text("x")  # unchanged: no revision
+    assert draft.revision == start + 2
+
+
+def test_to_dict_from_dict_round_trip_with_fixed_key_order() -> None:
+    draft = Draft("T", "drama", memory="Ann is a pilot.", settings=SamplerSettings(temperature=0.7, seed=3))
+    draft.set_text("Hi")
+    generate(draft, " there", stopped=True)
+    generate(draft, " you")
+    data = draft.to_dict()
+    assert list(data)[0] == "format_version"
+    again = Draft.from_dict(data)
+    assert again.to_dict() == data
+    assert again.pending.text == " you" and again.alternative_count == 2
+    assert again.settings == draft.settings
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda d: d.update(format_version=99), "newer storyterm"),
+        (lambda d: d.update(format_version="1"), "format_version"),
+        (lambda d: d.update(format_version=0), "unknown format_version"),
+        (lambda d: d.pop("text"), "missing field 'text'"),
+        (lambda d: d.update(title=3), "'title' must be a string"),
+        (lambda d: d["settings"].update(temperature=-1), "settings: temperature"),
+        (lambda d: d["passages"][0].update(parent_id="nope"), "does not name an earlier passage"),
+        (lambda d: d["passages"].append(dict(d["passages"][0])), "used twice"),
+        (lambda d: d.update(pending_id="ghost"), "pending_id"),
+        (lambda d: d["passages"][0].update(seed=True), "seed"),
+        (lambda d: d["passages"][0].update(settings={"x": float("nan")}), "not finite"),
+    ],
+)
+def test_from_dict_names_the_bad_field(mutate, message) -> None:
+    draft = Draft()
+    generate(draft, "A")
+    data = draft.to_dict()
+    mutate(data)
+    with pytest.raises(DraftFormatError, match=message):
+        Draft.from_dict(data)
+
+
+def test_newer_format_has_its_own_error_type() -> None:
+    with pytest.raises(NewerFormatError):
+        Draft.from_dict({"format_version": 2})
+
+
+def test_hand_edited_story_hides_pending_on_load() -> None:
+    draft = Draft()
+    draft.set_text("Hi")
+    take = generate(draft, "!")
+    data = draft.to_dict()
+    data["text"] = "Hello"
+    loaded = Draft.from_dict(data)
+    assert loaded.pending is None
+    assert [p.id for p in loaded.passages] == [take.id]
