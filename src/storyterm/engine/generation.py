@@ -1,0 +1,346 @@
+"""Streaming story generation: ``model.generate`` in a background thread feeding a TextIteratorStreamer.
+
+One StoryEngine runs one generation at a time. ``stream()`` validates the request, trims the story to the
+context window (the header and memory are kept, the oldest story tokens go), and returns a GenerationStream
+whose iterator yields the text of alternative 0 as it is decoded. ``cancel()`` is checked by a stopping
+criterion after every decoding step; an exception raised in the thread is re-raised to the consumer.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+from .errors import EngineBusyError, StorytermError, UnknownGenreError
+from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token
+from .settings import DEFAULT_SETTINGS, SamplerSettings
+
+if TYPE_CHECKING:
+    import torch
+
+    from .loading import LoadedModel
+
+_DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+
+
+@dataclass(frozen=True)
+class GenerationRequest:
+    genre: str | None  # one of loaded.genres; None only in free mode
+    story: str = ""  # the whole story so far; the continuation is appended to it verbatim
+    memory: str = ""  # kept in context right after the header
+    settings: SamplerSettings = DEFAULT_SETTINGS
+
+
+@dataclass(frozen=True)
+class GenerationStats:
+    prompt_tokens: int
+    new_tokens: int
+    time_to_first_token_s: float | None
+    tokens_per_second: float
+    elapsed_s: float
+    context_trimmed: bool
+    context_window: int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "new_tokens": self.new_tokens,
+            "time_to_first_token_s": self.time_to_first_token_s,
+            "tokens_per_second": self.tokens_per_second,
+            "elapsed_s": self.elapsed_s,
+            "context_trimmed": self.context_trimmed,
+            "context_window": self.context_window,
+        }
+
+
+@dataclass(frozen=True)
+class GenerationResult:
+    texts: list[str]  # num_alternatives continuations; texts[0] is the one that streamed
+    stats: GenerationStats
+    cancelled: bool
+    seed: int | None = None  # the seed actually used (drawn at random when the settings had none); None when greedy
+
+    @property
+    def text(self) -> str:
+        return self.texts[0]
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    """The token ids fed to the model, after trimming to the context window."""
+
+    input_ids: list[int]
+    header_tokens: int
+    story_tokens: int
+    context_trimmed: bool
+
+
+class _CancelCriterion(StoppingCriteria):
+    """Ends every sequence at the next step once the consumer asked to stop."""
+
+    def __init__(self, cancelled: threading.Event):
+        self.cancelled = cancelled
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        import torch
+
+        return torch.full((input_ids.shape[0],), self.cancelled.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class _FirstRowStreamer(TextIteratorStreamer):
+    """TextIteratorStreamer for batch 1 only; with N alternatives this forwards row 0 (the one shown live)."""
+
+    def __init__(self, tokenizer: Any):
+        super().__init__(tokenizer, skip_prompt=True, **_DECODE_KWARGS)
+        self.first_token_at: float | None = None
+        self._prompt_seen = False
+        self._ended = False
+        self._lock = threading.Lock()
+
+    def put(self, value: torch.Tensor) -> None:
+        value = value[:1]  # (N, L) prompt → (1, L); (N,) step tokens → (1,)
+        if self._prompt_seen and self.first_token_at is None:
+            self.first_token_at = time.perf_counter()
+        self._prompt_seen = True
+        super().put(value)
+
+    def end(self) -> None:
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        super().end()
+
+    def close(self) -> None:
+        """Unblock the consumer even if generate() died before calling end()."""
+        with self._lock:
+            if self._ended:
+                return
+            self._ended = True
+        self.text_queue.put(self.stop_signal)
+
+
+class GenerationStream:
+    """A generation running in a thread. Iterate it for the live text of alternative 0, then call ``result()``."""
+
+    def __init__(self, run: _Run):
+        self._run = run
+        self._consumed = False
+
+    def __iter__(self) -> Iterator[str]:
+        if self._consumed:
+            raise RuntimeError("a GenerationStream can be iterated only once")
+        self._consumed = True
+        run = self._run
+        strip_leading = run.strip_leading
+        for piece in run.streamer:
+            if strip_leading:
+                piece = piece.lstrip()
+                strip_leading = not piece
+            if piece:
+                yield piece
+        run.finished.wait()
+        if run.error is not None:
+            raise run.error
+
+    def cancel(self) -> None:
+        """Thread-safe; generation stops after the current decoding step."""
+        self._run.cancelled.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._run.cancelled.is_set()
+
+    @property
+    def done(self) -> bool:
+        return self._run.finished.is_set()
+
+    def result(self, timeout: float | None = None) -> GenerationResult:
+        """Wait for the end; re-raises the thread's exception. TimeoutError if it is still running after timeout."""
+        if not self._run.finished.wait(timeout):
+            raise TimeoutError("the generation is still running")
+        if self._run.error is not None:
+            raise self._run.error
+        assert self._run.result is not None
+        return self._run.result
+
+
+@dataclass
+class _Run:
+    streamer: _FirstRowStreamer
+    strip_leading: bool
+    cancelled: threading.Event = field(default_factory=threading.Event)
+    finished: threading.Event = field(default_factory=threading.Event)
+    error: BaseException | None = None
+    result: GenerationResult | None = None
+
+
+class StoryEngine:
+    """Runs generations for one loaded model, one at a time."""
+
+    def __init__(self, loaded: LoadedModel, *, generate_overrides: Mapping[str, Any] | None = None):
+        """``generate_overrides``: extra GenerationConfig fields (the benchmark sets ``min_new_tokens``)."""
+        self.loaded = loaded
+        self._generate_overrides = dict(generate_overrides or {})
+        self._lock = threading.Lock()
+        tokenizer = loaded.tokenizer
+        vocab = tokenizer.get_vocab()
+        # Checkpoints that were not trained on the storyterm format (free mode hub models) get their own BOS.
+        self._bos_text = BOS_TOKEN if BOS_TOKEN in vocab else (tokenizer.bos_token or "")
+        self._eos_id = vocab.get(EOS_TOKEN, tokenizer.eos_token_id)
+        pad_id = vocab.get(PAD_TOKEN, tokenizer.pad_token_id)
+        self._pad_id = pad_id if pad_id is not None else self._eos_id
+        never = [vocab.get(genre_token(genre)) for genre in loaded.genres]
+        never += [vocab.get(BOS_TOKEN, tokenizer.bos_token_id), pad_id]
+        self._suppressed = sorted({i for i in never if i is not None and i != self._eos_id})
+
+    @property
+    def busy(self) -> bool:
+        return self._lock.locked()
+
+    @property
+    def suppressed_token_ids(self) -> list[int]:
+        """Genre, BOS and PAD ids: never sampled (a small model would otherwise switch genre mid-story)."""
+        return list(self._suppressed)
+
+    # -- preparing the prompt -----------------------------------------------------------------------------------------
+
+    def validate(self, request: GenerationRequest) -> None:
+        """SettingsError / UnknownGenreError with a one-line message."""
+        request.settings.validate(self.loaded.context_window)
+        genres = self.loaded.genres
+        if genres:
+            if request.genre is None:
+                raise UnknownGenreError(f"choose a genre: {', '.join(genres)}")
+            if request.genre not in genres:
+                raise UnknownGenreError(f"unknown genre {request.genre!r}; this model knows: {', '.join(genres)}")
+        elif request.genre is not None:
+            raise UnknownGenreError(
+                f"model {self.loaded.name} has no genre tokens (free mode); leave the genre out"
+            )
+
+    def prepare(self, request: GenerationRequest) -> PreparedPrompt:
+        """Tokenize header and story separately so trimming drops exactly the oldest story tokens."""
+        tokenizer = self.loaded.tokenizer
+        header = build_header(request.genre, request.memory)
+        if self._bos_text != BOS_TOKEN:
+            header = (self._bos_text + header.removeprefix(BOS_TOKEN)).strip()
+        header_ids = tokenizer(header, add_special_tokens=False)["input_ids"] if header else []
+        story = request.story.lstrip()
+        story_ids = tokenizer(" " + story, add_special_tokens=False)["input_ids"] if story else []
+        budget = self.loaded.context_window - request.settings.max_new_tokens
+        trimmed = len(header_ids) + len(story_ids) > budget
+        if trimmed:
+            # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
+            header_cap = max(1, budget - min(len(story_ids), budget // 2))
+            header_ids = header_ids[:header_cap]
+            keep = budget - len(header_ids)
+            story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
+        input_ids = list(header_ids) + list(story_ids)
+        if not input_ids:
+            raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
+        return PreparedPrompt(input_ids, len(header_ids), len(story_ids), trimmed)
+
+    def context_usage(self, request: GenerationRequest) -> tuple[int, int]:
+        """(prompt tokens after trimming, context window)."""
+        return len(self.prepare(request).input_ids), self.loaded.context_window
+
+    def generation_config(self, settings: SamplerSettings) -> GenerationConfig:
+        values: dict[str, Any] = {
+            "max_new_tokens": settings.max_new_tokens,
+            "do_sample": settings.do_sample,
+            "repetition_penalty": settings.repetition_penalty,
+            "num_return_sequences": settings.num_alternatives,
+            "eos_token_id": self._eos_id,
+            "pad_token_id": self._pad_id,
+            "suppress_tokens": self._suppressed or None,
+        }
+        if settings.do_sample:
+            values.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+        values.update(self._generate_overrides)
+        return GenerationConfig(**values)
+
+    # -- running ------------------------------------------------------------------------------------------------------
+
+    def stream(self, request: GenerationRequest) -> GenerationStream:
+        self.validate(request)
+        prepared = self.prepare(request)
+        config = self.generation_config(request.settings)
+        seed = None
+        if request.settings.do_sample:
+            seed = request.settings.seed if request.settings.seed is not None else secrets.randbelow(2**32)
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusyError("a generation is already running; stop it or wait for it to finish")
+        try:
+            run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer), strip_leading=not request.story.strip())
+            thread = threading.Thread(
+                target=self._generate_in_thread,
+                args=(run, prepared, config, seed),
+                name="storyterm-generate",
+                daemon=True,
+            )
+            thread.start()
+        except BaseException:
+            self._lock.release()
+            raise
+        return GenerationStream(run)
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        stream = self.stream(request)
+        for _piece in stream:
+            pass
+        return stream.result()
+
+    def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, config: GenerationConfig, seed: int | None):
+        import torch
+
+        model = self.loaded.model
+        started = time.perf_counter()
+        try:
+            if seed is not None:
+                torch.manual_seed(seed)
+            input_ids = torch.tensor([prepared.input_ids], dtype=torch.long, device=self.loaded.device)
+            with torch.inference_mode():
+                sequences = model.generate(
+                    input_ids=input_ids,
+                    attention_mask=torch.ones_like(input_ids),
+                    generation_config=config,
+                    streamer=run.streamer,
+                    stopping_criteria=StoppingCriteriaList([_CancelCriterion(run.cancelled)]),
+                )
+            elapsed = time.perf_counter() - started
+            run.result = self._build_result(run, prepared, sequences, elapsed, started, seed)
+        except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            run.error = error
+        finally:
+            run.streamer.close()
+            self._lock.release()
+            run.finished.set()
+
+    def _build_result(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, elapsed: float,
+                      started: float, seed: int | None) -> GenerationResult:
+        tokenizer = self.loaded.tokenizer
+        prompt_length = len(prepared.input_ids)
+        texts = []
+        for row in sequences[:, prompt_length:].tolist():
+            text = tokenizer.decode(row, **_DECODE_KWARGS)
+            texts.append(text.lstrip() if run.strip_leading else text)
+        first_row = sequences[0, prompt_length:].tolist()
+        new_tokens = first_row.index(self._eos_id) + 1 if self._eos_id in first_row else len(first_row)
+        first = run.streamer.first_token_at
+        stats = GenerationStats(
+            prompt_tokens=prompt_length,
+            new_tokens=new_tokens,
+            time_to_first_token_s=None if first is None else first - started,
+            tokens_per_second=new_tokens / elapsed if elapsed > 0 else 0.0,
+            elapsed_s=elapsed,
+            context_trimmed=prepared.context_trimmed,
+            context_window=self.loaded.context_window,
+        )
+        return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed)

@@ -1,0 +1,342 @@
+"""Loading a causal LM and its tokenizer from the built-in checkpoint, a local directory or the Hugging Face cache.
+
+Every expected failure becomes a ModelLoadError or DeviceError with one line for the user. Remote code is never
+run, and pickle weights are refused unless the caller opts in.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlparse
+
+from .devices import resolve_device, resolve_dtype
+from .errors import ModelLoadError
+from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genres_from_special_tokens
+from .settings import DEFAULT_SETTINGS, SamplerSettings
+
+if TYPE_CHECKING:
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+BUILTIN = "builtin"
+BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "builtin"
+DEFAULT_CONTEXT_WINDOW = 1024
+HUB_CONNECT_TIMEOUT_S = 3.0
+
+SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
+PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
+_SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "do_sample")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    source: str = BUILTIN  # "builtin" | a local directory | a hub id
+    device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16
+    allow_pickle: bool = False
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: PreTrainedModel
+    tokenizer: PreTrainedTokenizerBase
+    name: str  # "builtin", a directory name, or the hub id
+    device: torch.device
+    dtype: torch.dtype
+    genres: list[str]  # [] means free mode (no genre tokens)
+    context_window: int
+    generation_defaults: SamplerSettings
+    path: Path | None = None  # the directory the files were read from
+
+    @property
+    def free_mode(self) -> bool:
+        return not self.genres
+
+
+def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None) -> LoadedModel:
+    """Load ``spec`` and return the model in eval mode on its device. Raises ModelLoadError / DeviceError."""
+    progress = on_progress or (lambda _message: None)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device)
+    progress(f"Locating model {spec.source!r}…")
+    directory, name = resolve_source(spec.source, allow_pickle=spec.allow_pickle)
+    check_weights(directory, name, allow_pickle=spec.allow_pickle)
+    _quiet_transformers()
+
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    try:
+        config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
+    except Exception as error:  # noqa: BLE001 - anything here means "not a usable checkpoint"
+        raise ModelLoadError(f"cannot read the model config of {name}: {_first_line(error)}") from error
+    progress("Loading tokenizer…")
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load the tokenizer of {name}: {_first_line(error)}") from error
+    progress(f"Loading weights ({device.type})…")
+    try:
+        model = AutoModelForCausalLM.from_pretrained(
+            directory,
+            config=config,
+            dtype=dtype,
+            trust_remote_code=False,
+            use_safetensors=None if spec.allow_pickle else True,
+        )
+    except ValueError as error:
+        raise ModelLoadError(f"{name} is not a causal language model storyterm can run: {_first_line(error)}") from error
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(f"cannot load the weights of {name}: {_first_line(error)}") from error
+    try:
+        model.to(device)
+    except Exception as error:  # noqa: BLE001 - e.g. out of GPU memory
+        raise ModelLoadError(f"cannot move {name} to {device}: {_first_line(error)}") from error
+    model.eval()
+    progress("Model ready.")
+    return LoadedModel(
+        spec=spec,
+        model=model,
+        tokenizer=tokenizer,
+        name=name,
+        device=device,
+        dtype=dtype,
+        genres=discover_genres(tokenizer),
+        context_window=context_window_of(config, tokenizer),
+        generation_defaults=generation_defaults_from(directory),
+        path=directory,
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Sources
+
+
+def resolve_source(source: str, *, allow_pickle: bool = False) -> tuple[Path, str]:
+    """Map a model source to a local directory and a display name."""
+    source = (source or BUILTIN).strip()
+    if source == BUILTIN:
+        if not (BUILTIN_DIR / "config.json").is_file():
+            raise ModelLoadError(
+                f"the built-in model is not installed ({BUILTIN_DIR} has no config.json): train it with the "
+                "training/ scripts, or pass --model with a local checkpoint directory or a cached hub id"
+            )
+        return BUILTIN_DIR, BUILTIN
+    path = Path(source).expanduser()
+    if path.exists():
+        if not path.is_dir():
+            raise ModelLoadError(f"{source} is a file; --model needs a checkpoint directory, 'builtin' or a hub id")
+        if not (path / "config.json").is_file():
+            raise ModelLoadError(f"{source} is not a Hugging Face checkpoint directory (no config.json in it)")
+        return path, path.resolve().name
+    if _looks_like_path(source):
+        raise ModelLoadError(f"no such model directory: {source}")
+    return _resolve_hub_id(source, allow_pickle=allow_pickle), source
+
+
+def _looks_like_path(source: str) -> bool:
+    return (
+        source.startswith((".", "~", os.sep, "/"))
+        or Path(source).is_absolute()
+        or source.count("/") > 1
+        or source.endswith("/")
+    )
+
+
+def hub_offline() -> bool:
+    """Read at call time: the environment may change after huggingface_hub was imported."""
+    return any(
+        os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+        for name in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE")
+    )
+
+
+def hub_cache_dir() -> Path:
+    """The hub cache as the environment says now (HF_HUB_CACHE, else HF_HOME/hub, else ~/.cache/huggingface/hub)."""
+    if os.environ.get("HF_HUB_CACHE"):
+        return Path(os.environ["HF_HUB_CACHE"]).expanduser()
+    if os.environ.get("HF_HOME"):
+        return Path(os.environ["HF_HOME"]).expanduser() / "hub"
+    cache_home = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache_home).expanduser() / "huggingface" / "hub"
+
+
+def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT_S) -> bool:
+    """A quick TCP check so an unreachable hub gives an error in seconds instead of a long retry loop."""
+    endpoint = os.environ.get("HF_ENDPOINT", "https://huggingface.co")
+    parsed = urlparse(endpoint)
+    host = parsed.hostname or "huggingface.co"
+    port = parsed.port or (443 if parsed.scheme != "http" else 80)
+    try:
+        with socket.create_connection((host, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "tokenizer*"]
+
+
+def _resolve_hub_id(repo_id: str, *, allow_pickle: bool) -> Path:
+    from huggingface_hub import snapshot_download
+
+    patterns = _HUB_PATTERNS + (["*.bin"] if allow_pickle else [])
+    cache_dir = hub_cache_dir()
+    not_available = (
+        f"model {repo_id!r} is not in the local Hugging Face cache and the hub cannot be reached; "
+        "use --model builtin or --model with a local checkpoint directory"
+    )
+    try:
+        snapshot = Path(
+            snapshot_download(repo_id, cache_dir=cache_dir, local_files_only=True, allow_patterns=patterns)
+        )
+        if (snapshot / "config.json").is_file():
+            return snapshot
+    except Exception:  # noqa: BLE001 - not cached (or an invalid id): try the hub below
+        pass
+    if hub_offline() or not hub_reachable():
+        raise ModelLoadError(not_available)
+    try:
+        snapshot = Path(snapshot_download(repo_id, cache_dir=cache_dir, allow_patterns=patterns))
+    except Exception as error:  # noqa: BLE001
+        raise ModelLoadError(f"cannot download model {repo_id!r} from the hub: {_first_line(error)}") from error
+    if not (snapshot / "config.json").is_file():
+        raise ModelLoadError(f"hub repository {repo_id!r} has no config.json; it is not a transformers model")
+    return snapshot
+
+
+def check_weights(directory: Path, name: str, *, allow_pickle: bool) -> None:
+    """Safetensors are always fine; pickle weights only with allow_pickle (they can run code when loaded)."""
+    if any((directory / file).is_file() for file in SAFETENSORS_FILES):
+        return
+    if any((directory / file).is_file() for file in PICKLE_FILES):
+        if allow_pickle:
+            return
+        raise ModelLoadError(
+            f"{name} only has pickle weights (pytorch_model.bin), which can run code when loaded; "
+            "convert it to safetensors or pass --allow-pickle if you trust it"
+        )
+    raise ModelLoadError(f"{name} has no model weights (no model.safetensors)")
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# What the checkpoint tells us
+
+
+def discover_genres(tokenizer: PreTrainedTokenizerBase) -> list[str]:
+    """Genres are the tokenizer's extra special tokens ``<name>``, minus its own named special tokens."""
+    named = {str(getattr(tokenizer, attr, None)) for attr in tokenizer.SPECIAL_TOKENS_ATTRIBUTES}
+    named |= {BOS_TOKEN, EOS_TOKEN, PAD_TOKEN}
+    extra = getattr(tokenizer, "extra_special_tokens", None) or []
+    if isinstance(extra, dict):
+        extra = list(extra.values())
+    return genres_from_special_tokens(str(token) for token in extra if str(token) not in named)
+
+
+def context_window_of(config: Any, tokenizer: PreTrainedTokenizerBase | None = None) -> int:
+    for attr in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
+        value = getattr(config, attr, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    limit = getattr(tokenizer, "model_max_length", None)
+    if isinstance(limit, int) and 0 < limit < 1_000_000:
+        return limit
+    return DEFAULT_CONTEXT_WINDOW
+
+
+def generation_defaults_from(directory: Path) -> SamplerSettings:
+    """Sampling values saved in the checkpoint's generation_config.json override the seed's defaults."""
+    file = directory / "generation_config.json"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return DEFAULT_SETTINGS
+    values = {key: data[key] for key in _SAMPLING_KEYS if data.get(key) is not None}
+    if not values:
+        return DEFAULT_SETTINGS
+    try:
+        return DEFAULT_SETTINGS.with_changes(**values).validate()
+    except Exception:  # noqa: BLE001 - unusable values in the file: keep the defaults
+        return DEFAULT_SETTINGS
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Listing models
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    source: str  # what to pass to --model
+    kind: str  # "builtin" | "hub cache"
+    installed: bool
+    detail: str
+
+
+def list_models() -> list[ModelInfo]:
+    """The built-in model and the causal LMs in the local Hugging Face cache."""
+    builtin_ok = (BUILTIN_DIR / "config.json").is_file()
+    models = [
+        ModelInfo(
+            source=BUILTIN,
+            kind="builtin",
+            installed=builtin_ok,
+            detail=_describe_config(BUILTIN_DIR / "config.json") if builtin_ok else "not installed yet",
+        )
+    ]
+    cache = hub_cache_dir()
+    if not cache.is_dir():
+        return models
+    for repo_dir in sorted(cache.glob("models--*")):
+        repo_id = repo_dir.name.removeprefix("models--").replace("--", "/")
+        for config_file in sorted((repo_dir / "snapshots").glob("*/config.json")):
+            if _is_causal_lm(config_file):
+                models.append(ModelInfo(repo_id, "hub cache", True, _describe_config(config_file)))
+                break
+    return models
+
+
+def _read_json(file: Path) -> dict:
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+def _is_causal_lm(config_file: Path) -> bool:
+    architectures = _read_json(config_file).get("architectures") or []
+    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+
+
+def _describe_config(config_file: Path) -> str:
+    data = _read_json(config_file)
+    parts = [str(data.get("model_type", "?"))]
+    layers = data.get("n_layer") or data.get("num_hidden_layers")
+    if layers:
+        parts.append(f"{layers} layers")
+    window = data.get("n_positions") or data.get("max_position_embeddings")
+    if window:
+        parts.append(f"{window} positions")
+    return ", ".join(parts)
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+
+
+def _first_line(error: BaseException) -> str:
+    text = str(error).strip().splitlines()
+    return text[0] if text else type(error).__name__
+
+
+def _quiet_transformers() -> None:
+    """Loading progress bars and advisory warnings would scribble over the CLI's stdout and the TUI."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
