@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -266,3 +267,19 @@ def test_permission_errors_simulated(tmp_path: Path, monkeypatch: pytest.MonkeyP
     with pytest.raises(DraftFileError, match="another name"):
         save_draft(sample_draft("New."), path)  # unread file: never written over
     assert path.read_bytes() == before
+
+
+def test_temp_files_left_by_killed_saves_are_cleaned_when_stale(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    stale = tmp_path / ".s.json.abc123.tmp"
+    fresh = tmp_path / ".s.json.def456.tmp"
+    other = tmp_path / ".t.json.abc123.tmp"
+    for leftover in (stale, fresh, other):
+        leftover.write_text("half a draft")
+    old = time.time() - store.STALE_TEMP_S - 5
+    os.utime(stale, (old, old))
+    os.utime(other, (old, old))
+    save_draft(sample_draft(), path)
+    assert not stale.exists()
+    assert fresh.exists()  # could belong to a save still running
+    assert other.exists()  # another draft's business

@@ -247,9 +247,8 @@ class Draft:
     def alternative_index(self) -> int | None:
         """Position of the shown alternative in ``alternatives()`` (the pending one, else the accepted one at
         the end of the story); ``None`` when none is shown."""
-        alternatives = self.alternatives()
-        shown = self._pending_id if self._open_alternatives() else (self._head_id if alternatives else None)
-        for index, passage in enumerate(alternatives):
+        shown = self._pending_id or self._head_id
+        for index, passage in enumerate(self.alternatives()):
             if passage.id == shown:
                 return index
         return None

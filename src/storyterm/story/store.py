@@ -16,12 +16,14 @@ remembered, and ``save_draft`` refuses to write over it until it loads again: th
 from __future__ import annotations
 
 import errno
+import glob
 import json
 import os
 import re
 import shutil
 import tempfile
 import threading
+import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -222,6 +224,7 @@ def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False) -> No
         os.replace(temp_name, path)
         temp_name = None
         _fsync_folder(folder)
+        _remove_stale_temps(path)
     except OSError as error:
         kept = "the previous version is unchanged" if exists else "nothing was written"
         raise DraftFileError(path, f"could not save: {_os_cause(error)}; {kept}") from None
@@ -231,6 +234,24 @@ def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False) -> No
                 os.unlink(temp_name)
             except OSError:
                 pass
+
+
+STALE_TEMP_S = 600.0
+
+
+def _remove_stale_temps(path: Path) -> None:
+    """Temp files left by saves that were killed mid-write (old enough that no live save still owns them)."""
+    cutoff = time.time() - STALE_TEMP_S
+    try:
+        leftovers = list(path.parent.glob(f".{glob.escape(path.name)}.*.tmp"))
+    except OSError:
+        return
+    for leftover in leftovers:
+        try:
+            if leftover.stat().st_mtime < cutoff:
+                os.unlink(leftover)
+        except OSError:
+            pass
 
 
 def _copy_mode(source: Path, target: str) -> None:

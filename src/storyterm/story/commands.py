@@ -1,0 +1,102 @@
+"""CLI subcommands of the story package: ``storyterm drafts`` and ``storyterm export``.
+
+``storyterm.cli`` calls :func:`register` with its subparsers; every subparser sets ``func`` to a handler
+``(args) -> int``. Expected failures raise StorytermError subclasses, which the CLI prints as one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from storyterm.engine.errors import StorytermError
+
+from .export import EXPORT_FORMATS, export_draft, format_for, render
+from .store import DRAFT_SUFFIX, DraftInfo, default_drafts_dir, list_drafts, load_draft
+
+
+class DraftNotFoundError(StorytermError):
+    """The DRAFT argument names no file and no draft in the drafts folder (or several)."""
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    drafts = subparsers.add_parser("drafts", help="list saved drafts", description="List saved drafts, newest first.")
+    drafts.add_argument("--folder", type=Path, default=None, help="drafts folder (default: storyterm's user data folder)")
+    drafts.set_defaults(func=run_drafts)
+
+    export = subparsers.add_parser(
+        "export",
+        help="export a draft as Markdown or plain text",
+        description="Export a draft's story (title, genre, text) as Markdown or plain text.",
+    )
+    export.add_argument("draft", metavar="DRAFT", help="a draft file, or the file name or title of a saved draft")
+    export.add_argument("--format", choices=EXPORT_FORMATS, default=None,
+                        help="md or txt (default: from the -o suffix, else md)")
+    export.add_argument("-o", "--output", type=Path, default=None, help="write here instead of standard output")
+    export.add_argument("--folder", type=Path, default=None, help="drafts folder to look DRAFT up in")
+    export.set_defaults(func=run_export)
+
+
+def run_drafts(args: argparse.Namespace) -> int:
+    folder = args.folder if args.folder is not None else default_drafts_dir()
+    infos = list_drafts(folder)
+    if not infos:
+        print(f"No drafts in {folder}.")
+        return 0
+    print(format_table(infos))
+    return 0
+
+
+def format_table(infos: list[DraftInfo]) -> str:
+    rows = [("MODIFIED", "WORDS", "GENRE", "TITLE", "FILE")]
+    for info in infos:
+        modified = info.modified.astimezone().strftime("%Y-%m-%d %H:%M")
+        if info.error:
+            rows.append((modified, "-", "-", f"(unreadable: {info.error})", info.path.name))
+        else:
+            rows.append((modified, str(info.words), info.genre or "-", _clip(info.title, 40), info.path.name))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
+    lines = []
+    for row in rows:
+        cells = [row[i].rjust(widths[i]) if i == 1 else row[i].ljust(widths[i]) for i in range(len(widths))]
+        lines.append("  ".join([*cells, row[-1]]))
+    return "\n".join(lines)
+
+
+def _clip(text: str, width: int) -> str:
+    text = " ".join(text.split())
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def resolve_draft(name: str, folder: Path | None = None) -> Path:
+    """An existing file path, else a draft in ``folder`` whose file name (with or without .json) or title
+    matches ``name`` (case-insensitive)."""
+    candidate = Path(name).expanduser()
+    if candidate.is_file():
+        return candidate
+    folder = folder if folder is not None else default_drafts_dir()
+    for file_name in (name, name + DRAFT_SUFFIX):
+        path = folder / file_name
+        if path.is_file():
+            return path
+    wanted = " ".join(name.split()).casefold()
+    matches = [info.path for info in list_drafts(folder) if not info.error and " ".join(info.title.split()).casefold() == wanted]
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        names = ", ".join(p.name for p in matches)
+        raise DraftNotFoundError(f"several drafts are titled {name!r} ({names}); give the file name")
+    raise DraftNotFoundError(f"no draft {name!r}: not a file, and no draft with that name or title in {folder}")
+
+
+def run_export(args: argparse.Namespace) -> int:
+    path = resolve_draft(args.draft, args.folder)
+    draft = load_draft(path)
+    if args.output is None:
+        sys.stdout.write(render(draft, args.format or "md"))
+        return 0
+    fmt = format_for(args.output, args.format)
+    export_draft(draft, args.output, fmt)
+    print(f"Exported {draft.title!r} as {fmt} to {args.output}", file=sys.stderr)
+    return 0

@@ -1,0 +1,71 @@
+"""Crash safety: a child process saving in a loop is SIGKILLed at random moments; the draft on disk always loads
+and is either the version before or a newer one (never a mix, never missing)."""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from storyterm.story.draft import Draft
+from storyterm.story.store import backup_path, load_draft, save_draft
+
+ROUNDS = 25
+
+
+def expected_text(version: int) -> str:
+    # Sizes vary from 20 kB to ~600 kB so that kills land before, during and after writes.
+    return f"v{version} " + "lorem ipsum " * (((version * 7919) % 50_000) + 2_000)
+
+
+def save_forever(path: Path, first_version: int) -> None:
+    draft = Draft("v0")
+    version = first_version
+    while True:
+        draft.title = f"v{version}"
+        draft.set_text(expected_text(version))
+        save_draft(draft, path)
+        version += 1
+
+
+def version_of(draft: Draft) -> int:
+    version = int(draft.title[1:])
+    assert draft.text == expected_text(version), "file content mixes two versions"
+    return version
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork")
+def test_sigkill_during_saves_never_breaks_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "crash.json"
+    rng = random.Random(1234)
+    last_seen = -1
+    saved_rounds = 0
+    for round_number in range(ROUNDS):
+        pid = os.fork()
+        if pid == 0:  # child: save until killed, never return into pytest
+            try:
+                save_forever(path, first_version=round_number * 1_000_000)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.0, 0.12))
+        os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        assert os.WIFSIGNALED(status), "the saving child died on its own"
+        if not path.exists():
+            assert last_seen == -1  # only before the very first save finished
+            continue
+        version = version_of(load_draft(path))
+        assert version >= last_seen
+        if version > last_seen:
+            saved_rounds += 1
+        last_seen = version
+        if backup_path(path).exists():
+            assert version_of(load_draft(backup_path(path))) <= version
+    assert saved_rounds >= ROUNDS // 3  # the kills really interrupted a saving process many times
+    # Leftover temp files from killed saves are hidden (dot-names) and never taken for the draft.
+    assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")} <= {"crash.json", "crash.json.bak"}
