@@ -232,3 +232,27 @@ def test_hand_edited_story_hides_pending_on_load() -> None:
     loaded = Draft.from_dict(data)
     assert loaded.pending is None
     assert [p.id for p in loaded.passages] == [take.id]
+
+
+def test_undo_history_is_capped_but_the_tree_is_not(monkeypatch) -> None:
+    import storyterm.story.draft as draft_module
+
+    monkeypatch.setattr(draft_module, "MAX_UNDO_STEPS", 10)
+    draft = Draft()
+    for n in range(30):
+        generate(draft, f"take {n}")
+        draft.set_text(draft.text + "x", coalesce=False)
+    steps = 0
+    while draft.undo():
+        steps += 1
+    assert steps == 10
+    assert len(draft.passages) == 30
+
+
+def test_text_with_pending_is_what_the_editor_shows() -> None:
+    draft = Draft()
+    draft.set_text("Hi")
+    assert draft.text_with_pending == "Hi"
+    generate(draft, " there")
+    assert draft.text_with_pending == "Hi there"
+    assert draft.text == "Hi"

@@ -283,3 +283,35 @@ def test_temp_files_left_by_killed_saves_are_cleaned_when_stale(tmp_path: Path) 
     assert not stale.exists()
     assert fresh.exists()  # could belong to a save still running
     assert other.exists()  # another draft's business
+
+
+def test_save_refuses_to_replace_a_file_that_is_not_a_draft(tmp_path: Path) -> None:
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"my": "precious notes"}')
+    with pytest.raises(DraftFileError, match="not a readable draft .*another name"):
+        save_draft(sample_draft(), notes)
+    with pytest.raises(DraftFileError, match="another name"):
+        save_draft(sample_draft(), notes)  # remembered
+    assert notes.read_text() == '{"my": "precious notes"}'
+
+
+def test_first_save_over_an_unknown_but_valid_draft_is_allowed_with_backup(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    path.write_bytes(store.encode_draft(sample_draft("Theirs.")))
+    save_draft(sample_draft("Mine."), path)
+    assert load_draft(backup_path(path)).text == "Theirs."
+
+
+def test_save_refuses_when_another_program_changed_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "s.json"
+    mine = sample_draft("Mine.")
+    save_draft(mine, path)
+    theirs = store.encode_draft(sample_draft("Theirs, written by a second window."))
+    path.write_bytes(theirs)  # another storyterm (or editor) wrote it
+    with pytest.raises(DraftFileError, match="another program changed the file"):
+        save_draft(mine, path)
+    assert path.read_bytes() == theirs
+    save_draft(mine, path, replace_changed=True)  # the writer confirmed
+    assert load_draft(path).text == "Mine."
+    assert load_draft(backup_path(path)).text == "Theirs, written by a second window."
+    save_draft(mine, path)  # loading/saving it again makes it ours again

@@ -53,7 +53,7 @@ def format_table(infos: list[DraftInfo]) -> str:
     for info in infos:
         modified = info.modified.astimezone().strftime("%Y-%m-%d %H:%M")
         if info.error:
-            rows.append((modified, "-", "-", f"(unreadable: {info.error})", info.path.name))
+            rows.append((modified, "-", "-", _clip(f"(unreadable: {info.error})", 40), info.path.name))
         else:
             rows.append((modified, str(info.words), info.genre or "-", _clip(info.title, 40), info.path.name))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]

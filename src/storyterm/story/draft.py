@@ -192,6 +192,12 @@ class Draft:
         return self._passages.get(self._pending_id) if self._pending_id else None
 
     @property
+    def text_with_pending(self) -> str:
+        """The story followed by the pending passage: what the editor shows."""
+        pending = self.pending
+        return self._text + pending.text if pending else self._text
+
+    @property
     def passages(self) -> list[Passage]:
         """Every passage in the tree, oldest first."""
         return list(self._passages.values())
@@ -421,7 +427,7 @@ class Draft:
     def _push(self, label: str) -> None:
         self._undo.append(_Step(self._view(), label))
         if len(self._undo) > MAX_UNDO_STEPS:
-            del self._undo[0]  # oldest view only; the tree keeps every passage
+            del self._undo[: len(self._undo) - MAX_UNDO_STEPS]  # oldest view only; the tree keeps every passage
         self._redo.clear()
         self._coalescing = False
 

@@ -86,6 +86,49 @@ def _forget_refusal(path: Path) -> None:
         _refused.pop(_key(path), None)
 
 
+# ----- what each draft file looked like when this process last read or wrote it -----
+_stamps: dict[str, tuple[int, int, int]] = {}
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        info = os.stat(path)
+    except OSError:
+        return None
+    return (info.st_ino, info.st_size, info.st_mtime_ns)
+
+
+def _record_stamp(path: Path) -> None:
+    stamp = _stamp(path)
+    with _refused_lock:
+        if stamp is None:
+            _stamps.pop(_key(path), None)
+        else:
+            _stamps[_key(path)] = stamp
+
+
+def _check_overwrite(path: Path, *, replace_changed: bool) -> None:
+    """Refuse to replace a file that is not a readable draft, or a draft another program changed since we read
+    or wrote it (two storyterm windows on one draft would otherwise erase each other's work)."""
+    current = _stamp(path)
+    if current is None:
+        return
+    with _refused_lock:
+        known = _stamps.get(_key(path))
+    if known is None:  # first save over a file this process never read: make sure it is a draft
+        try:
+            parse_draft(read_limited(path), path)
+        except DraftFileError as error:
+            _remember_refusal(path, error.cause)
+            raise DraftFileError(
+                path, f"not saved over: the file there is not a readable draft ({error.cause}); save under another name"
+            ) from None
+    elif known != current and not replace_changed:
+        raise DraftFileError(
+            path, "not saved: another program changed the file since storyterm read it; save under another name"
+        )
+
+
 def _os_cause(error: OSError) -> str:
     causes = {
         errno.ENOSPC: "the disk is full",
@@ -170,6 +213,7 @@ def load_draft(path: Path) -> Draft:
             _remember_refusal(path, error.cause)
         raise
     _forget_refusal(path)
+    _record_stamp(path)
     return draft
 
 
@@ -185,15 +229,22 @@ def encode_draft(draft: Draft) -> bytes:
         return (json.dumps(data, ensure_ascii=True, indent=2, allow_nan=False) + "\n").encode("ascii")
 
 
-def save_draft(draft: Draft, path: Path) -> None:
+def save_draft(draft: Draft, path: Path, *, replace_changed: bool = False) -> None:
     """Write ``draft`` to ``path`` atomically, keeping the previous version as ``path.bak``.
-    Raises DraftFileError (the previous file intact) on any failure."""
+
+    Raises DraftFileError (the previous file intact) on any failure, and refuses to write over: a file that
+    could not be read as a draft, or a file another program changed since this process last read or wrote it
+    (unless ``replace_changed=True``, after the writer confirmed).
+    """
     path = Path(path)
     try:
         content = encode_draft(draft)
     except (ValueError, TypeError) as error:
         raise DraftFileError(path, f"not saved: the draft holds a value JSON cannot store ({error})") from None
+    if refused_reason(path) is None:
+        _check_overwrite(path, replace_changed=replace_changed)
     write_atomic(path, content, keep_backup=True)
+    _record_stamp(path)
 
 
 def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False) -> None:
