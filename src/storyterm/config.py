@@ -1,0 +1,141 @@
+"""The user's config file: remembered sampler settings, preset, genre, theme and key bindings.
+
+Lives at ``platformdirs.user_config_path("storyterm") / "config.toml"``; read with ``tomllib`` and written back
+with ``tomli_w`` when the app remembers a setting. A broken or half-valid file never stops the app: each bad
+part is replaced by its default and reported as a one-line warning.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+import tomli_w
+
+from storyterm.engine.errors import SettingsError
+from storyterm.engine.settings import DEFAULT_SETTINGS, PRESETS, SamplerSettings
+
+CONFIG_FILE_NAME = "config.toml"
+
+# Binding id → default keys (comma-separated alternatives, Textual key names). The ids are the ones used in the
+# ``[keys]`` table of the config file and by ``App.set_keymap``.
+DEFAULT_KEYS: dict[str, str] = {
+    "generate": "ctrl+g",
+    "accept": "tab",
+    "stop": "escape",
+    "regenerate": "ctrl+r",
+    "next_alternative": "alt+right_square_bracket,f8",
+    "previous_alternative": "alt+left_square_bracket,f7",
+    "extend": "ctrl+e",
+    "undo": "ctrl+z",
+    "redo": "ctrl+y",
+    "save": "ctrl+s",
+    "open": "ctrl+o",
+    "new": "ctrl+n",
+    "quit": "ctrl+q",
+    "help": "f1",
+    "switch_model": "f2",
+}
+
+
+def default_config_path() -> Path:
+    return platformdirs.user_config_path("storyterm") / CONFIG_FILE_NAME
+
+
+@dataclass
+class Config:
+    settings: SamplerSettings = DEFAULT_SETTINGS
+    preset: str | None = "classic"       # None when the settings were edited away from every preset
+    genre: str | None = None             # last genre picked
+    theme: str | None = None
+    keys: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEYS))
+
+    def keymap_overrides(self) -> dict[str, str]:
+        """Only the bindings the user changed, for ``App.set_keymap``."""
+        return {name: keys for name, keys in self.keys.items() if DEFAULT_KEYS.get(name) != keys}
+
+    def to_toml_dict(self) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        general: dict[str, Any] = {}
+        if self.preset is not None:
+            general["preset"] = self.preset
+        if self.genre is not None:
+            general["genre"] = self.genre
+        if self.theme is not None:
+            general["theme"] = self.theme
+        if general:
+            data["general"] = general
+        # TOML has no null: an unset seed is simply left out.
+        data["settings"] = {k: v for k, v in self.settings.to_dict().items() if v is not None}
+        data["keys"] = dict(self.keys)
+        return data
+
+
+def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
+    """Read the config file; returns the config and one-line warnings for the parts that were ignored."""
+    path = path or default_config_path()
+    config = Config()
+    warnings: list[str] = []
+    try:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return config, warnings
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        return config, [f"config {path}: not read ({_one_line(exc)}); using defaults"]
+
+    general = raw.get("general", {})
+    if isinstance(general, dict):
+        preset_name = general.get("preset")
+        if isinstance(preset_name, str) and preset_name in PRESETS:
+            config.preset = preset_name
+        elif preset_name is not None:
+            warnings.append(f"config {path}: unknown preset {preset_name!r} ignored")
+        if isinstance(general.get("genre"), str):
+            config.genre = general["genre"]
+        if isinstance(general.get("theme"), str):
+            config.theme = general["theme"]
+
+    settings_table = raw.get("settings")
+    if isinstance(settings_table, dict):
+        try:
+            base = PRESETS.get(config.preset or "", DEFAULT_SETTINGS)
+            config.settings = replace(base, **_known_settings(settings_table)).validate()
+            if config.preset is not None and config.settings != PRESETS[config.preset]:
+                config.preset = None
+        except (SettingsError, TypeError) as exc:
+            warnings.append(f"config {path}: [settings] ignored: {_one_line(exc)}")
+    elif config.preset is not None:
+        config.settings = PRESETS[config.preset]
+
+    keys_table = raw.get("keys")
+    if isinstance(keys_table, dict):
+        for name, keys in keys_table.items():
+            if name not in DEFAULT_KEYS:
+                warnings.append(f"config {path}: unknown key binding {name!r} ignored")
+            elif not isinstance(keys, str) or not keys.strip():
+                warnings.append(f"config {path}: key binding {name!r} must be a non-empty string")
+            else:
+                config.keys[name] = ",".join(part.strip() for part in keys.split(","))
+    return config, warnings
+
+
+def save_config(config: Config, path: Path | None = None) -> None:
+    """Write the config atomically (a crash never leaves half a file)."""
+    path = path or default_config_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".toml.tmp")
+    temporary.write_text(tomli_w.dumps(config.to_toml_dict()), encoding="utf-8")
+    os.replace(temporary, path)
+
+
+def _known_settings(table: dict[str, Any]) -> dict[str, Any]:
+    known = set(DEFAULT_SETTINGS.to_dict())
+    return {k: v for k, v in table.items() if k in known}
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__

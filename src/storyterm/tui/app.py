@@ -1,0 +1,740 @@
+"""The storyterm Textual app: genre picker, editor, parameter panel, status bar, and the generate/accept loop.
+
+The app only arranges widgets and forwards the writer's intentions: the story and its alternatives live in a
+``storyterm.story.Draft``, generation is ``StoryEngine.stream()`` consumed in a worker thread. torch and
+transformers are imported only inside the load worker, so the first frame never waits for them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from textual import on, work
+from textual.app import App, ComposeResult, SystemCommand
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.screen import ModalScreen, Screen
+from textual.timer import Timer
+from textual.widgets import Footer, Header, Input, TextArea
+from textual.worker import get_current_worker
+
+from storyterm.config import DEFAULT_KEYS, Config, load_config, save_config
+from storyterm.engine.errors import StorytermError
+from storyterm.engine.prompt import title_prompt
+from storyterm.engine.settings import SamplerSettings
+from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path, save_draft
+from storyterm.tui.widgets.editor import StoryEditor, editor_form
+from storyterm.tui.widgets.genre_picker import GenrePicker
+from storyterm.tui.widgets.parameter_panel import ParameterPanel
+from storyterm.tui.widgets.status_bar import StatusBar
+
+if TYPE_CHECKING:
+    from storyterm.engine.generation import GenerationRequest, GenerationResult, GenerationStream, StoryEngine
+    from storyterm.engine.loading import LoadedModel, ModelSpec
+
+    Loader = Callable[[ModelSpec, Callable[[str], None]], LoadedModel]
+    EngineFactory = Callable[[LoadedModel], StoryEngine]
+
+AUTOSAVE_DELAY_S = 2.0
+CONTEXT_USAGE_DELAY_S = 0.4
+
+# (binding id, action, footer label, description for help/palette, shown in footer, priority)
+ACTIONS: list[tuple[str, str, str, str, bool, bool]] = [
+    ("generate", "generate", "Generate", "Generate a passage at the end of the story", True, True),
+    ("accept", "accept", "Accept", "Accept the pending passage into the story", True, True),
+    ("stop", "stop", "Stop/Dismiss", "Stop the running generation, or dismiss the pending passage", True, False),
+    ("regenerate", "regenerate", "Regenerate", "Generate another alternative for the same spot", True, True),
+    ("next_alternative", "cycle(1)", "Next alt", "Show the next alternative", False, True),
+    ("previous_alternative", "cycle(-1)", "Prev alt", "Show the previous alternative", False, True),
+    ("extend", "extend", "Extend", "Accept the pending passage and generate the next one", True, True),
+    ("undo", "undo", "Undo", "Undo (typing, accepts, generations; alternatives are never lost)", False, True),
+    ("redo", "redo", "Redo", "Redo", False, True),
+    ("save", "save", "Save", "Save the draft", True, True),
+    ("open", "open", "Open", "Open a draft", False, True),
+    ("new", "new", "New", "Start a new draft (the current one is saved)", False, True),
+    ("quit", "quit", "Quit", "Save and quit", True, True),
+    ("help", "help", "Help", "Show every key", True, False),
+    ("switch_model", "switch_model", "Model", "Switch model (built-in, local directory, hub id)", True, False),
+]
+ACTION_IDS = {action.split("(")[0]: binding_id for binding_id, action, *_ in ACTIONS}
+# Actions that change the story: refused while a modal is open and while a generation runs.
+STORY_ACTIONS = {"accept", "cycle", "extend", "undo", "redo", "open", "new"}
+
+
+def build_bindings(keys: dict[str, str]) -> list[Binding]:
+    return [
+        Binding(keys.get(binding_id, DEFAULT_KEYS[binding_id]), action, label, show=show, priority=priority,
+                id=binding_id, tooltip=description)
+        for binding_id, action, label, description, show, priority in ACTIONS
+    ]
+
+
+class StorytermApp(App[int]):
+    CSS_PATH = ["app.tcss", "dialogs.tcss"]
+    TITLE = "storyterm"
+    BINDINGS = build_bindings(DEFAULT_KEYS)
+
+    class PendingPiece(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class GenerationFinished(Message):
+        def __init__(self, request: GenerationRequest, result: GenerationResult | None, error: str | None) -> None:
+            super().__init__()
+            self.request, self.result, self.error = request, result, error
+
+    def __init__(
+        self,
+        draft_path: Path | None = None,
+        spec: ModelSpec | None = None,
+        *,
+        loader: Loader | None = None,
+        engine_factory: EngineFactory | None = None,
+        config_path: Path | None = None,
+        drafts_dir: Path | None = None,
+        handle_signals: bool = False,
+        debug: bool = False,
+    ) -> None:
+        super().__init__()
+        from storyterm.engine.loading import ModelSpec  # no torch import: loading imports it lazily
+
+        self.spec = spec or ModelSpec()
+        self._loader = loader
+        self._engine_factory = engine_factory
+        self.config_path = config_path
+        self.drafts_dir = drafts_dir or default_drafts_dir()
+        self.handle_signals = handle_signals
+        self.debug_mode = debug
+        self.config, self._config_warnings = load_config(config_path)
+        self.set_keymap(self.config.keymap_overrides())
+        if self.config.theme:
+            try:
+                self.theme = self.config.theme
+            except Exception:  # noqa: BLE001 - an unknown theme name in the config is not worth a crash
+                self._config_warnings.append(f"unknown theme {self.config.theme!r} ignored")
+
+        self.loaded: LoadedModel | None = None
+        self.engine: StoryEngine | None = None
+        self.load_failed: str | None = None
+        self.generating = False
+        self._stream: GenerationStream | None = None
+        self._generate_when_loaded = False
+        self._accept_when_stopped = False
+        self._autosave_timer: Timer | None = None
+        self._context_timer: Timer | None = None
+        self._saved_revision = -1
+
+        self.draft_path: Path | None = draft_path
+        self._draft_error: str | None = None
+        self.draft = self._open_or_new(draft_path)
+
+    # -- layout -------------------------------------------------------------------------------------------------
+
+    def compose(self) -> ComposeResult:
+        yield Header(show_clock=False, icon="✎")
+        with Horizontal(id="main"):
+            yield GenrePicker(id="genre-picker")
+            yield StoryEditor(
+                editor_form(self.draft.text),
+                id="editor",
+                placeholder="Type the start of a story, or pick a starter — then ctrl+g.",
+            )
+            yield ParameterPanel(self.draft.settings, self.draft.memory, id="parameters")
+        yield StatusBar(id="status")
+        yield Footer()
+
+    @property
+    def editor(self) -> StoryEditor:
+        return self.query_one("#editor", StoryEditor)
+
+    @property
+    def status(self) -> StatusBar:
+        return self.query_one("#status", StatusBar)
+
+    @property
+    def picker(self) -> GenrePicker:
+        return self.query_one("#genre-picker", GenrePicker)
+
+    @property
+    def panel(self) -> ParameterPanel:
+        return self.query_one("#parameters", ParameterPanel)
+
+    def on_mount(self) -> None:
+        self.editor.focus()
+        self.editor.move_cursor(self.editor.document.end)
+        self.picker.set_title(self.draft.title if self.draft.title != "Untitled" else "")
+        self._saved_revision = self.draft.revision
+        self._refresh_editor()
+        self._update_status()
+        for warning in self._config_warnings:
+            self.notify(warning, severity="warning")
+        if self._draft_error:
+            self.notify(self._draft_error, severity="error", timeout=8)
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.add_signal_handler(signum, self._terminate)
+        self.status.set(load_state="loading")
+        self.load_model(self.spec)
+
+    # -- model loading ------------------------------------------------------------------------------------------
+
+    @work(thread=True, exclusive=True, group="load")
+    def load_model(self, spec: ModelSpec) -> None:
+        """Load in a thread; on failure the previous model stays."""
+        def progress(message: str) -> None:
+            self.call_from_thread(self.status.set, load_state=message.rstrip("…. ").lower() + "…")
+
+        try:
+            loader = self._loader
+            factory = self._engine_factory
+            if loader is None:
+                from storyterm.engine.loading import load_model as loader
+            if factory is None:
+                from storyterm.engine.generation import StoryEngine as factory
+            loaded = loader(spec, progress)
+            engine = factory(loaded)
+        except StorytermError as error:
+            self.call_from_thread(self._load_failed, spec, str(error))
+            return
+        except Exception as error:  # noqa: BLE001 - e.g. out of memory: report, keep the old model
+            self.call_from_thread(self._load_failed, spec, f"could not load {spec.source}: {_first_line(error)}")
+            return
+        if not get_current_worker().is_cancelled:
+            self.call_from_thread(self._load_done, spec, loaded, engine)
+
+    def _load_done(self, spec: ModelSpec, loaded: LoadedModel, engine: StoryEngine) -> None:
+        self.spec, self.loaded, self.engine, self.load_failed = spec, loaded, engine, None
+        self.panel.context_window = loaded.context_window
+        self.panel._revalidate()
+        wanted = self.draft.genre or self.config.genre
+        self.picker.set_genres(loaded.genres, wanted)
+        if self.draft.genre != self.picker.genre:
+            self.draft.genre = self.picker.genre
+        self.draft.model_id = loaded.name
+        self._update_status()
+        self.notify(f"Model {loaded.name} ready ({_genre_summary(loaded.genres)})", timeout=3)
+        self._schedule_context_usage(0)
+        if self._generate_when_loaded:
+            self._generate_when_loaded = False
+            self.action_generate()
+
+    def _load_failed(self, spec: ModelSpec, message: str) -> None:
+        self._generate_when_loaded = False
+        if self.engine is None:
+            self.load_failed = message
+        self.notify(message, title="Model not loaded", severity="error", timeout=10)
+        if self.engine is not None:
+            self.notify(f"Still using {self.loaded.name if self.loaded else 'the previous model'}.", timeout=4)
+        self._update_status()
+
+    # -- generation ---------------------------------------------------------------------------------------------
+
+    def action_generate(self) -> None:
+        if self.generating:
+            return  # a second ctrl+g while one runs is ignored on purpose
+        if self.engine is None:
+            if self.load_failed:
+                self.notify(f"No model: {self.load_failed}. Press F2 to choose one.", severity="error")
+                return
+            self._generate_when_loaded = True
+            self.status.set(load_state="waiting for model…")
+            self.notify("The model is still loading; generation starts as soon as it is ready.", timeout=3)
+            return
+        if not self.draft.text.strip():
+            opening = self._opening_prompt()
+            if opening:
+                self.draft.set_text(opening, coalesce=False)
+                self.draft.break_undo_group()
+        self._start_stream()
+
+    def action_regenerate(self) -> None:
+        """Another alternative at the same spot: the pending one stays in the draft as a sibling."""
+        self.action_generate()
+
+    def action_extend(self) -> None:
+        if self.draft.pending is not None:
+            self.action_accept()
+        self.action_generate()
+
+    def _opening_prompt(self) -> str:
+        """When the story is empty: the starter highlighted in the picker, else the title prompt."""
+        starter = self.picker.highlighted_starter
+        if starter:
+            return starter
+        title = self.picker.title_text
+        if title:
+            return title_prompt(title, self.picker.genre)
+        return ""
+
+    def current_request(self) -> GenerationRequest:
+        from storyterm.engine.generation import GenerationRequest
+
+        return GenerationRequest(
+            genre=self.picker.genre,
+            story=self.draft.text,
+            memory=self.draft.memory,
+            settings=self.draft.settings,
+        )
+
+    def _start_stream(self) -> None:
+        assert self.engine is not None
+        request = self.current_request()
+        try:
+            stream = self.engine.stream(request)
+        except StorytermError as error:
+            self.notify(str(error), title="Cannot generate", severity="error")
+            return
+        self.generating = True
+        self._stream = stream
+        self.editor.show(self.draft.text, "")  # a regenerate replaces the shown alternative while it streams
+        self.editor.move_cursor(self.editor.document.end)
+        self.editor.set_generating(True)
+        self.status.set(load_state="generating…", alternative=None)
+        self.refresh_bindings()
+        self._consume_stream(stream, request)
+
+    @work(thread=True, exclusive=True, group="generate")
+    def _consume_stream(self, stream: GenerationStream, request: GenerationRequest) -> None:
+        worker = get_current_worker()
+        try:
+            for piece in stream:
+                if worker.is_cancelled:
+                    stream.cancel()
+                    break
+                self.post_message(self.PendingPiece(piece))
+            result = stream.result()
+        except StorytermError as error:
+            self.post_message(self.GenerationFinished(request, None, str(error)))
+            return
+        except Exception as error:  # noqa: BLE001 - out of memory and friends become a notification
+            self.post_message(self.GenerationFinished(request, None, f"generation failed: {_first_line(error)}"))
+            return
+        self.post_message(self.GenerationFinished(request, result, None))
+
+    @on(PendingPiece)
+    def _pending_piece(self, message: PendingPiece) -> None:
+        if self.generating:
+            self.editor.append_pending(message.text)
+
+    @on(GenerationFinished)
+    def _generation_finished(self, message: GenerationFinished) -> None:
+        self.generating = False
+        self._stream = None
+        self.editor.set_generating(False)
+        accept_now, self._accept_when_stopped = self._accept_when_stopped, False
+        result = message.result
+        if message.error is not None or result is None:
+            self.notify(message.error or "generation failed", title="Generation failed", severity="error")
+        elif message.request.story != self.draft.text:
+            # The story changed under the run (cannot happen while the editor is read-only; be safe anyway).
+            self.notify("The story changed during generation; the passage was discarded.", severity="warning")
+        else:
+            self._record_result(message.request, result)
+            stats = result.stats
+            self.status.set(tokens_per_second=stats.tokens_per_second,
+                            time_to_first_token_s=stats.time_to_first_token_s)
+            if stats.context_trimmed:
+                self.notify("The story is longer than the model's context: its start was left out.", timeout=4)
+        self._refresh_editor()
+        self._update_status()
+        self.refresh_bindings()
+        if accept_now and self.draft.pending is not None:
+            self.action_accept()
+        self._story_changed()
+
+    def _record_result(self, request: GenerationRequest, result: GenerationResult) -> None:
+        model = self.loaded.name if self.loaded else self.spec.source
+        # Line breaks as the editor shows them, so the story in the Draft and on screen stay equal.
+        texts = [editor_form(t) for t in (result.texts[:1] if result.cancelled else result.texts)]
+        texts = [t for t in texts if t]
+        if not texts:
+            self.notify("The model produced no text; try again or change the settings.", severity="warning")
+            return
+        added = [
+            self.draft.add_alternative(text, genre=request.genre, settings=request.settings, seed=result.seed,
+                                       model=model, stopped=result.cancelled)
+            for text in texts
+        ]
+        # The streamed alternative (texts[0]) is the one to show.
+        ids = [p.id for p in self.draft.alternatives()]
+        if added[0].id in ids and self.draft.pending is not None and self.draft.pending.id != added[0].id:
+            self.draft.select_alternative(ids.index(added[0].id))
+
+    def action_stop(self) -> None:
+        if self.generating and self._stream is not None:
+            self._stream.cancel()
+            self.status.set(load_state="stopping…")
+        elif self.draft.pending is not None:
+            self.draft.dismiss()
+            self._refresh_editor()
+            self._story_changed()
+
+    def action_accept(self) -> None:
+        if self.generating:
+            # Keep what streamed so far and accept it as soon as the run has stopped.
+            self._accept_when_stopped = True
+            self.action_stop()
+            return
+        if self.draft.pending is None:
+            return
+        self.draft.accept()
+        self.editor.show(self.draft.text, "")
+        self.editor.accept_pending()
+        self._story_changed(save_now=True)
+
+    def action_cycle(self, step: int) -> None:
+        alternatives = self.draft.alternatives()
+        if not alternatives:
+            self.notify("No alternatives here yet: ctrl+r generates one.", timeout=3)
+            return
+        index = self.draft.alternative_index
+        self.draft.select_alternative((index if index is not None else -step) + step)
+        self._refresh_editor()
+        self._story_changed(save_now=True)
+
+    def action_undo(self) -> None:
+        if not self.draft.undo():
+            self.bell()
+        self._refresh_editor()
+        self._story_changed()
+
+    def action_redo(self) -> None:
+        if not self.draft.redo():
+            self.bell()
+        self._refresh_editor()
+        self._story_changed()
+
+    @on(StoryEditor.UndoRequested)
+    def _editor_undo(self) -> None:
+        if not self.generating:
+            self.action_undo()
+
+    @on(StoryEditor.RedoRequested)
+    def _editor_redo(self) -> None:
+        if not self.generating:
+            self.action_redo()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action not in ACTION_IDS and action not in STORY_ACTIONS:
+            return True
+        modal_open = isinstance(self.screen, ModalScreen)
+        if modal_open and action not in ("quit",):
+            return False  # let the modal have its keys (escape, tab, …)
+        if action == "accept":
+            # Tab only accepts when there is something to accept; otherwise it moves focus as usual.
+            return self.generating or self.draft.pending is not None
+        if action == "stop":
+            return self.generating or self.draft.pending is not None
+        if action in ("undo", "redo"):
+            # Inputs and the memory field keep their own undo; elsewhere undo goes through the Draft.
+            focused = self.focused
+            if focused is not None and not isinstance(focused, StoryEditor) and isinstance(focused, (TextArea, Input)):
+                return False
+        if self.generating and action in STORY_ACTIONS:
+            return None
+        return True
+
+    # -- the writer's edits ---------------------------------------------------------------------------------------
+
+    @on(TextArea.Changed, "#editor")
+    def _editor_changed(self, event: TextArea.Changed) -> None:
+        if self.generating:
+            return
+        story = self.editor.story_text
+        if story != editor_form(self.draft.text):
+            self.draft.set_text(story)  # also hides a pending passage the writer typed over
+            self._story_changed()
+
+    def _story_changed(self, save_now: bool = False) -> None:
+        self._update_status()
+        self._schedule_context_usage(CONTEXT_USAGE_DELAY_S)
+        if save_now:
+            self.autosave()
+        else:
+            self._schedule_autosave()
+
+    def _refresh_editor(self) -> None:
+        pending = self.draft.pending
+        self.editor.show(self.draft.text, pending.text if pending else "")
+
+    # -- panels -------------------------------------------------------------------------------------------------
+
+    @on(ParameterPanel.SettingsChanged)
+    def _settings_changed(self, message: ParameterPanel.SettingsChanged) -> None:
+        self.draft.settings = message.settings
+        self.config.settings = message.settings
+        self.config.preset = message.preset
+        self._remember_config()
+        self._schedule_autosave()
+
+    @on(ParameterPanel.MemoryChanged)
+    def _memory_changed(self, message: ParameterPanel.MemoryChanged) -> None:
+        self.draft.memory = message.memory
+        self._schedule_autosave()
+        self._schedule_context_usage(CONTEXT_USAGE_DELAY_S)
+
+    @on(GenrePicker.GenreChosen)
+    def _genre_chosen(self, message: GenrePicker.GenreChosen) -> None:
+        self.draft.genre = message.genre
+        self.config.genre = message.genre
+        self._remember_config()
+        self._schedule_autosave()
+
+    @on(GenrePicker.StarterChosen)
+    def _starter_chosen(self, message: GenrePicker.StarterChosen) -> None:
+        if self.generating:
+            return
+        if self.draft.text.strip():
+            self.notify("Starters begin an empty story; press ctrl+n for a new draft.", timeout=3)
+            return
+        self.draft.set_text(message.starter, coalesce=False)
+        self._refresh_editor()
+        self.editor.focus()
+        self.editor.move_cursor(self.editor.document.end)
+        self._story_changed()
+
+    @on(GenrePicker.TitleSubmitted)
+    def _title_submitted(self, message: GenrePicker.TitleSubmitted) -> None:
+        self.draft.title = message.title
+        if not self.draft.text.strip() and not self.generating:
+            self.draft.set_text(title_prompt(message.title, self.picker.genre), coalesce=False)
+            self._refresh_editor()
+        self.editor.focus()
+        self.editor.move_cursor(self.editor.document.end)
+        self._story_changed()
+
+    def _remember_config(self) -> None:
+        try:
+            save_config(self.config, self.config_path)
+        except OSError as error:
+            self.notify(f"config not saved: {_first_line(error)}", severity="warning")
+
+    def watch_theme(self, theme: str) -> None:
+        if getattr(self, "config", None) is not None and self.config.theme != theme and self.is_running:
+            self.config.theme = theme
+            self._remember_config()
+
+    # -- status -------------------------------------------------------------------------------------------------
+
+    def _update_status(self) -> None:
+        loaded = self.loaded
+        if self.generating:
+            state = "generating…"
+        elif loaded is None:
+            state = "load failed" if self.load_failed else self.status.info.load_state
+        else:
+            state = "ready"
+        count = self.draft.alternative_count
+        index = self.draft.alternative_index
+        self.status.set(
+            model=loaded.name if loaded else self.spec.source,
+            device=str(loaded.device) if loaded else self.spec.device,
+            dtype=str(loaded.dtype).removeprefix("torch.") if loaded else self.spec.dtype,
+            load_state=state,
+            context_window=loaded.context_window if loaded else None,
+            draft_name=self.draft_path.stem if self.draft_path else self.draft.title,
+            saved=self.draft.revision == self._saved_revision or not self._worth_saving(),
+            alternative=(index + 1, count) if index is not None and count > 1 else None,
+        )
+
+    def _schedule_context_usage(self, delay: float) -> None:
+        if self._context_timer is not None:
+            self._context_timer.stop()
+            self._context_timer = None
+        if delay <= 0:
+            self.call_after_refresh(self._update_context_usage)
+        else:
+            self._context_timer = self.set_timer(delay, self._update_context_usage)
+
+    def _update_context_usage(self) -> None:
+        if self.engine is None:
+            return
+        try:
+            used, window = self.engine.context_usage(self.current_request())
+        except StorytermError:
+            return
+        self.status.set(context_used=used, context_window=window)
+
+    # -- drafts -------------------------------------------------------------------------------------------------
+
+    def _open_or_new(self, path: Path | None) -> Draft:
+        if path is not None and path.exists():
+            try:
+                return load_draft(path)
+            except StorytermError as error:
+                self._draft_error = f"{error} — started a new draft instead"
+                self.draft_path = None
+        return self._new_draft()
+
+    def _new_draft(self) -> Draft:
+        return Draft(genre=self.config.genre, settings=self.config.settings)
+
+    def _schedule_autosave(self) -> None:
+        self._update_status()
+        if self._autosave_timer is not None:
+            self._autosave_timer.stop()
+        self._autosave_timer = self.set_timer(AUTOSAVE_DELAY_S, self.autosave)
+
+    def _worth_saving(self) -> bool:
+        return self.draft_path is not None or bool(self.draft.text.strip() or self.draft.passages)
+
+    def autosave(self) -> bool:
+        if self.draft.revision == self._saved_revision or not self._worth_saving():
+            return True  # unchanged, or nothing worth a file yet
+        return self.save()
+
+    def save(self) -> bool:
+        self.draft.break_undo_group()
+        if self.draft_path is None:
+            self.draft_path = new_draft_path(self.draft.title, self.drafts_dir)
+        try:
+            save_draft(self.draft, self.draft_path)
+        except StorytermError as error:
+            self.notify(str(error), title="Not saved", severity="error")
+            return False
+        self._saved_revision = self.draft.revision
+        self._update_status()
+        return True
+
+    def action_save(self) -> None:
+        if self.save():
+            self.notify(f"Saved {self.draft_path}", timeout=2)
+
+    def action_new(self) -> None:
+        if not self.autosave():
+            return
+        self._switch_draft(self._new_draft(), None)
+        self.picker.set_title("")
+
+    def action_open(self) -> None:
+        from storyterm.tui.screens.open_draft import OpenDraftScreen
+
+        try:
+            infos: list[DraftInfo] = list_drafts(self.drafts_dir)
+        except StorytermError as error:
+            self.notify(str(error), severity="error")
+            infos = []
+        rows = [(_draft_label(info), info.path) for info in infos]
+        self.push_screen(OpenDraftScreen(rows, self.drafts_dir), self._open_chosen)
+
+    def _open_chosen(self, path: Path | None) -> None:
+        if path is None:
+            return
+        try:
+            draft = load_draft(path)
+        except StorytermError as error:
+            self.notify(str(error), title="Not opened", severity="error")
+            return
+        if not self.autosave():
+            return
+        self._switch_draft(draft, path)
+
+    def _switch_draft(self, draft: Draft, path: Path | None) -> None:
+        self.draft, self.draft_path = draft, path
+        self._saved_revision = draft.revision if path is not None else -1
+        if path is None:
+            self._saved_revision = draft.revision
+        self.panel.set_settings(draft.settings)
+        self.panel.set_memory(draft.memory)
+        self.picker.set_title(draft.title if draft.title != "Untitled" else "")
+        if self.loaded is not None:
+            self.picker.set_genres(self.loaded.genres, draft.genre)
+            if draft.genre != self.picker.genre:
+                self.draft.genre = self.picker.genre
+        self.editor.show("", "")
+        self._refresh_editor()
+        self.editor.move_cursor(self.editor.document.end)
+        self.editor.focus()
+        self._update_status()
+        self._schedule_context_usage(0)
+
+    async def action_quit(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()
+        self.autosave()
+        self.exit(0)
+
+    def _terminate(self) -> None:
+        """SIGTERM / SIGHUP: save, then leave."""
+        if self._stream is not None:
+            self._stream.cancel()
+        self.autosave()
+        self.exit(0)
+
+    # -- screens ------------------------------------------------------------------------------------------------
+
+    def action_help(self) -> None:
+        from storyterm.tui.screens.help import HelpScreen
+
+        self.push_screen(HelpScreen(self.key_table()))
+
+    def key_table(self) -> list[tuple[str, str]]:
+        """(keys, description) for every action, with the keys in force now (config overrides included)."""
+        keymap = {**DEFAULT_KEYS, **self.config.keys}
+        return [(_pretty_keys(keymap[binding_id]), description) for binding_id, _a, _l, description, _s, _p in ACTIONS]
+
+    def action_switch_model(self) -> None:
+        from storyterm.tui.screens.model_switch import ModelSwitchScreen
+
+        if self.generating:
+            self.notify("Stop the generation first (escape).", severity="warning")
+            return
+        self.push_screen(ModelSwitchScreen(self.spec), self._model_chosen)
+
+    def _model_chosen(self, spec: ModelSpec | None) -> None:
+        if spec is None:
+            return
+        self.status.set(load_state=f"loading {spec.source}…")
+        self.notify(f"Loading {spec.source}…", timeout=3)
+        self.load_model(spec)
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        for _binding_id, action, label, description, _show, _priority in ACTIONS:
+            yield SystemCommand(label if label != "Stop/Dismiss" else "Stop / dismiss", description,
+                                _action_callback(self, action))
+
+
+def _action_callback(app: StorytermApp, action: str) -> Callable[[], Any]:
+    async def run() -> None:
+        await app.run_action(action)
+
+    return run
+
+
+def _pretty_keys(keys: str) -> str:
+    names = {"right_square_bracket": "]", "left_square_bracket": "["}
+    pretty = []
+    for key in keys.split(","):
+        parts = [names.get(p, p) for p in key.strip().split("+")]
+        pretty.append("+".join(parts))
+    return " / ".join(pretty)
+
+
+def _draft_label(info: DraftInfo) -> str:
+    if info.error:
+        return f"{info.path.name} — unreadable: {info.error}"
+    genre = f" · {info.genre}" if info.genre else ""
+    return f"{info.title}{genre} · {info.words} words · {info.modified:%Y-%m-%d %H:%M} · {info.path.name}"
+
+
+def _genre_summary(genres: list[str]) -> str:
+    return f"{len(genres)} genres" if genres else "free mode"
+
+
+def _first_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__
+
+
+def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) -> int:
+    """Entry point for the CLI: runs the app in the terminal, returns the exit code."""
+    app = StorytermApp(draft_path, spec, handle_signals=True, debug=debug)
+    code = app.run()
+    return code if isinstance(code, int) else 0

@@ -1,0 +1,1 @@
+"""Modal screens: help, model switch, open draft, confirm."""

@@ -1,0 +1,171 @@
+"""The story editor: a TextArea whose document ends with the pending passage, drawn as dim italic ghost text.
+
+Why not ``TextArea.suggestion``: it is spliced into the cursor's line at render time, outside the document, so
+a long passage is neither soft-wrapped nor scrollable. Here the pending text is real document text (wrapping,
+scrolling and selection just work) and ``get_line`` styles its range. The invariant is
+``editor.text == story + pending_text``; ``story_text`` gives the story without the pending passage, which is
+all the Draft ever receives.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.text import Text
+from textual.document._document import Location
+from textual.document._edit import Edit
+from textual.document._edit import EditResult
+from textual.message import Message
+from textual.widgets import TextArea
+
+
+def editor_form(text: str) -> str:
+    """``text`` as the TextArea stores it: every line break ("\\r\\n", "\\r", "\\x1c", "\\u2028", …) becomes "\\n".
+
+    The document splits lines with ``str.splitlines``; normalising first keeps ``editor.text`` and the
+    story + pending strings the app hands it equal, character for character.
+    """
+    if "\r" not in text and text.isprintable():
+        return text
+    out: list[str] = []
+    for part in text.splitlines(keepends=True):
+        body = part.splitlines()[0]
+        out.append(body + "\n" if len(body) < len(part) else body)
+    return "".join(out)
+
+
+class StoryEditor(TextArea):
+    COMPONENT_CLASSES = TextArea.COMPONENT_CLASSES | {"story-editor--pending"}
+
+    DEFAULT_CSS = """
+    StoryEditor .story-editor--pending {
+        color: $text-muted;
+        text-style: italic;
+    }
+    StoryEditor.-generating {
+        border: tall $accent;
+    }
+    """
+
+    class PendingDismissedByEdit(Message):
+        """The writer typed while a pending passage was shown: it was taken out of the editor."""
+
+    class UndoRequested(Message):
+        pass
+
+    class RedoRequested(Message):
+        pass
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("soft_wrap", True)
+        kwargs.setdefault("tab_behavior", "focus")
+        super().__init__(*args, **kwargs)
+        self._pending_text = ""
+        self._programmatic = 0
+
+    # -- what the rest of the app uses -------------------------------------------------------------------------
+
+    @property
+    def pending_text(self) -> str:
+        return self._pending_text
+
+    @property
+    def story_text(self) -> str:
+        text = self.text
+        return text[: len(text) - len(self._pending_text)] if self._pending_text else text
+
+    @property
+    def pending_start(self) -> Location:
+        return self.document.get_location_from_index(len(self.text) - len(self._pending_text))
+
+    def show(self, story: str, pending: str = "") -> None:
+        """Make the editor show ``story`` followed by the pending passage, with the smallest edit (cursor and
+        scroll stay put when only the end changes)."""
+        story, pending = editor_form(story), editor_form(pending)
+        new_text = story + pending
+        old_text = self.text
+        common = 0
+        limit = min(len(old_text), len(new_text))
+        while common < limit and old_text[common] == new_text[common]:
+            common += 1
+        self._pending_text = pending
+        if common == len(old_text) == len(new_text):
+            self._restyle()
+            return
+        start = self.document.get_location_from_index(common)
+        with self._as_program():
+            self.replace(new_text[common:], start, self.document.end, maintain_selection_offset=False)
+            if self.selection.end > self.document.end:
+                self.move_cursor(self.document.end)
+
+    def append_pending(self, piece: str) -> None:
+        """A streamed piece: it joins the pending passage at the end of the document."""
+        piece = editor_form(piece)
+        if not piece:
+            return
+        self._pending_text += piece
+        with self._as_program():
+            self.insert(piece, self.document.end, maintain_selection_offset=True)
+        self.scroll_cursor_into_view_if_at_end()
+
+    def scroll_cursor_into_view_if_at_end(self) -> None:
+        self.scroll_end(animate=False, immediate=False)
+
+    def accept_pending(self) -> None:
+        """The pending passage became story text: same characters, ordinary style, cursor after it."""
+        self._pending_text = ""
+        self._restyle()
+        self.move_cursor(self.document.end)
+
+    def set_generating(self, generating: bool) -> None:
+        # Read-only while a passage streams in, so no keystroke can land inside it.
+        self.read_only = generating
+        self.set_class(generating, "-generating")
+
+    # -- TextArea hooks ----------------------------------------------------------------------------------------
+
+    def edit(self, edit: Edit) -> EditResult:
+        if self._programmatic or not self._pending_text:
+            return super().edit(edit)
+        # The writer edits while a passage is pending: take the passage out first (like an editor's inline
+        # suggestion), then apply the edit, clamped to the story.
+        pending_start = self.pending_start
+        self._pending_text = ""
+        with self._as_program():
+            super().edit(Edit("", pending_start, self.document.end, True))
+        self.post_message(self.PendingDismissedByEdit())
+        edit.from_location = min(edit.from_location, pending_start)
+        edit.to_location = min(edit.to_location, pending_start)
+        return super().edit(edit)
+
+    def get_line(self, line_index: int) -> Text:
+        line = super().get_line(line_index)
+        if self._pending_text:
+            start_row, start_column = self.pending_start
+            if line_index > start_row:
+                line.stylize(self.get_component_rich_style("story-editor--pending"))
+            elif line_index == start_row:
+                line.stylize(self.get_component_rich_style("story-editor--pending"), start_column)
+        return line
+
+    def action_undo(self) -> None:
+        # Undo goes through the Draft (it knows about accepts and alternatives), not TextArea's own history.
+        self.post_message(self.UndoRequested())
+
+    def action_redo(self) -> None:
+        self.post_message(self.RedoRequested())
+
+    # -- helpers -----------------------------------------------------------------------------------------------
+
+    def _restyle(self) -> None:
+        self._line_cache.clear()
+        self.refresh()
+
+    @contextmanager
+    def _as_program(self) -> Iterator[None]:
+        self._programmatic += 1
+        try:
+            yield
+        finally:
+            self._programmatic -= 1

@@ -1,0 +1,181 @@
+"""The right-hand panel: every sampler setting with inline validation, presets, memory text."""
+
+from __future__ import annotations
+
+from dataclasses import fields, replace
+
+from textual import on
+from textual.app import ComposeResult
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Input, Label, Select, Static, Switch, TextArea
+
+from storyterm.engine.errors import SettingsError
+from storyterm.engine.settings import PRESETS, SamplerSettings
+
+# Field → (label, Input type). do_sample is a Switch; seed may be blank (random).
+NUMBER_FIELDS: dict[str, tuple[str, str]] = {
+    "max_new_tokens": ("Max new tokens", "integer"),
+    "temperature": ("Temperature", "number"),
+    "top_k": ("Top-k (0=off)", "integer"),
+    "top_p": ("Top-p", "number"),
+    "repetition_penalty": ("Rep. penalty", "number"),
+    "seed": ("Seed", "integer"),
+    "num_alternatives": ("Alternatives", "integer"),
+}
+PRESET_FIELDS = ("temperature", "top_k", "top_p", "repetition_penalty", "do_sample")
+
+
+def matching_preset(settings: SamplerSettings) -> str | None:
+    for name, values in PRESETS.items():
+        if all(getattr(values, f) == getattr(settings, f) for f in PRESET_FIELDS):
+            return name
+    return None
+
+
+class ParameterPanel(VerticalScroll):
+    """Posts ``SettingsChanged`` whenever the fields form valid settings; shows the first error otherwise."""
+
+    class SettingsChanged(Message):
+        def __init__(self, settings: SamplerSettings, preset: str | None) -> None:
+            super().__init__()
+            self.settings = settings
+            self.preset = preset
+
+    class MemoryChanged(Message):
+        def __init__(self, memory: str) -> None:
+            super().__init__()
+            self.memory = memory
+
+    def __init__(self, settings: SamplerSettings, memory: str = "", **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.settings = settings
+        self.context_window: int | None = None
+        self._memory = memory
+        self._loading = False
+
+    def compose(self) -> ComposeResult:
+        yield Label("Sampling", classes="panel-title")
+        yield Select(
+            [(name.capitalize(), name) for name in PRESETS],
+            value=matching_preset(self.settings) or Select.NULL,
+            allow_blank=True,
+            prompt="Custom",
+            id="preset",
+            compact=True,
+        )
+        with Horizontal(classes="field-row"):
+            yield Label("Sample", classes="field-label")
+            yield Switch(value=self.settings.do_sample, id="do_sample")
+        for name, (label, kind) in NUMBER_FIELDS.items():
+            with Horizontal(classes="field-row"):
+                yield Label(label, classes="field-label")
+                yield Input(self._format(getattr(self.settings, name)), type=kind, id=name, compact=True,
+                            placeholder="random" if name == "seed" else "")
+        yield Static("", id="settings-error")
+        yield Label("Memory (kept in context)", classes="panel-title")
+        yield TextArea(self._memory, id="memory", soft_wrap=True, compact=True)
+
+    # -- programmatic updates -----------------------------------------------------------------------------------
+
+    def set_settings(self, settings: SamplerSettings) -> None:
+        """Show ``settings`` (a preset was picked, a draft was opened) without echoing a change back."""
+        self.settings = settings
+        self._loading = True
+        try:
+            for name in NUMBER_FIELDS:
+                self.query_one(f"#{name}", Input).value = self._format(getattr(settings, name))
+            self.query_one("#do_sample", Switch).value = settings.do_sample
+            self.query_one("#preset", Select).value = matching_preset(settings) or Select.NULL
+            self._show_error(None)
+        finally:
+            self.call_after_refresh(self._done_loading)
+
+    def set_memory(self, memory: str) -> None:
+        self._memory = memory
+        area = self.query_one("#memory", TextArea)
+        if area.text != memory:
+            area.load_text(memory)
+
+    def _done_loading(self) -> None:
+        self._loading = False
+
+    # -- reading and validating ------------------------------------------------------------------------------
+
+    def read_settings(self) -> SamplerSettings:
+        """The settings the fields describe; raises SettingsError naming the first bad field."""
+        values: dict[str, object] = {"do_sample": self.query_one("#do_sample", Switch).value}
+        for name, (_label, kind) in NUMBER_FIELDS.items():
+            raw = self.query_one(f"#{name}", Input).value.strip()
+            if name == "seed" and not raw:
+                values[name] = None
+                continue
+            try:
+                values[name] = int(raw) if kind == "integer" else float(raw)
+            except ValueError:
+                expected = "a whole number" if kind == "integer" else "a number"
+                raise SettingsError(f"{name} must be {expected}, got {raw!r}") from None
+        known = {f.name for f in fields(SamplerSettings)}
+        return SamplerSettings(**{k: v for k, v in values.items() if k in known}).validate(self.context_window)
+
+    def _revalidate(self) -> None:
+        if self._loading:
+            return
+        for name in NUMBER_FIELDS:
+            self.query_one(f"#{name}", Input).remove_class("-invalid")
+        try:
+            settings = self.read_settings()
+        except SettingsError as error:
+            self._show_error(error)
+            return
+        self._show_error(None)
+        if settings != self.settings:
+            self.settings = settings
+            preset = matching_preset(settings)
+            self.query_one("#preset", Select).value = preset or Select.NULL
+            self.post_message(self.SettingsChanged(settings, preset))
+
+    def _show_error(self, error: SettingsError | None) -> None:
+        label = self.query_one("#settings-error", Static)
+        label.update(str(error) if error else "")
+        label.set_class(error is not None, "-error")
+        if error is not None:
+            bad_field = str(error).split(" ", 1)[0]
+            if bad_field in NUMBER_FIELDS:
+                self.query_one(f"#{bad_field}", Input).add_class("-invalid")
+
+    @on(Input.Changed)
+    def _field_changed(self, event: Input.Changed) -> None:
+        event.stop()
+        self._revalidate()
+
+    @on(Switch.Changed)
+    def _switch_changed(self, event: Switch.Changed) -> None:
+        event.stop()
+        self._revalidate()
+
+    @on(Select.Changed, "#preset")
+    def _preset_changed(self, event: Select.Changed) -> None:
+        event.stop()
+        if self._loading or event.value is Select.NULL or not isinstance(event.value, str):
+            return
+        chosen = PRESETS[event.value]
+        if matching_preset(self.settings) == event.value:
+            return
+        # A preset sets the sampling style; length, seed and alternatives stay the writer's.
+        settings = replace(self.settings, **{f: getattr(chosen, f) for f in PRESET_FIELDS})
+        if settings.num_alternatives > 1 and not settings.do_sample:
+            settings = replace(settings, num_alternatives=1)
+        self.set_settings(settings)
+        self.post_message(self.SettingsChanged(settings, event.value))
+
+    @on(TextArea.Changed, "#memory")
+    def _memory_changed(self, event: TextArea.Changed) -> None:
+        event.stop()
+        if event.text_area.text != self._memory:
+            self._memory = event.text_area.text
+            self.post_message(self.MemoryChanged(self._memory))
+
+    @staticmethod
+    def _format(value: object) -> str:
+        return "" if value is None else str(value)
