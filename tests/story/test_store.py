@@ -315,3 +315,41 @@ def test_save_refuses_when_another_program_changed_the_file(tmp_path: Path) -> N
     assert load_draft(path).text == "Mine."
     assert load_draft(backup_path(path)).text == "Theirs, written by a second window."
     save_draft(mine, path)  # loading/saving it again makes it ours again
+
+
+def test_symlinked_draft_is_written_through_the_link(tmp_path: Path) -> None:
+    real = tmp_path / "synced" / "real.json"
+    save_draft(sample_draft("One."), real)
+    link = tmp_path / "link.json"
+    link.symlink_to(real)
+    load_draft(link)
+    save_draft(sample_draft("Two."), link)
+    assert link.is_symlink()
+    assert load_draft(real).text == "Two."
+    assert load_draft(backup_path(real)).text == "One."
+
+
+def test_create_draft_file_never_takes_a_name_that_appeared_meanwhile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    taken = tmp_path / "race.json"
+    taken.write_text("another storyterm's brand-new draft")
+    names = iter([taken, tmp_path / "race-2.json"])
+    monkeypatch.setattr(store, "new_draft_path", lambda title, folder=None: next(names))
+    path = store.create_draft_file(sample_draft("Mine."), tmp_path)
+    assert path.name == "race-2.json"
+    assert taken.read_text() == "another storyterm's brand-new draft"
+    assert load_draft(path).text == "Mine."
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["race-2.json", "race.json"]
+
+
+def test_create_draft_file_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_link(src, dst):
+        raise OSError(errno.EPERM, "no links")
+
+    monkeypatch.setattr(store.os, "link", no_link)
+    first = store.create_draft_file(sample_draft("A."), tmp_path)
+    second = store.create_draft_file(sample_draft("B."), tmp_path)
+    assert first != second
+    assert (load_draft(first).text, load_draft(second).text) == ("A.", "B.")
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]

@@ -131,6 +131,7 @@ class Draft:
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
         self._coalescing = False
+        self._digest_cache: tuple[str, str] | None = None
         # Bumped on every change (not saved): the autosaver compares it with the revision it last wrote.
         self.revision = 0
 
@@ -221,8 +222,19 @@ class Draft:
         return [p for p in self._passages.values() if p.parent_id == passage_id]
 
     # ----- navigation -----
-    def _open_alternatives(self) -> list[Passage]:
+    def _text_digest(self) -> str:
+        """context_digest(text), computed once per story text (the TUI asks on every keystroke)."""
+        cached = self._digest_cache
+        if cached is not None and cached[0] is self._text:
+            return cached[1]
         digest = context_digest(self._text)
+        self._digest_cache = (self._text, digest)
+        return digest
+
+    def _open_alternatives(self) -> list[Passage]:
+        if not self._passages:
+            return []
+        digest = self._text_digest()
         length = len(self._text)
         return [p for p in self._passages.values() if p.context_length == length and p.context_digest == digest]
 
@@ -327,7 +339,7 @@ class Draft:
             created_at=now_iso(),
             stopped=stopped,
             context_length=len(self._text),
-            context_digest=context_digest(self._text),
+            context_digest=self._text_digest(),
         )
         self._push("generate")
         self._passages[passage.id] = passage

@@ -247,44 +247,66 @@ def save_draft(draft: Draft, path: Path, *, replace_changed: bool = False) -> No
     _record_stamp(path)
 
 
-def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False) -> None:
+class _NameTaken(Exception):
+    """An exclusive write found the name already used (see create_draft_file)."""
+
+
+def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False, exclusive: bool = False) -> None:
     """Replace ``path`` by ``content`` so that the path always holds the old or the new complete file.
-    Refuses a path that could not be read earlier in this process."""
+    Refuses a path that could not be read earlier in this process. A symlink is followed (the file it points
+    to is replaced, the link stays). ``exclusive``: only create, never replace (raises _NameTaken)."""
     path = Path(path)
     reason = refused_reason(path)
     if reason is not None:
         raise DraftFileError(
             path, f"not saved over: the file could not be read ({reason}); save under another name"
         )
-    folder = path.parent
-    exists = os.path.exists(path)
-    if exists and os.path.isdir(path):
+    target = Path(os.path.realpath(path)) if os.path.islink(path) else path
+    folder = target.parent
+    exists = os.path.exists(target)
+    if exists and os.path.isdir(target):
         raise DraftFileError(path, "not saved: it is a folder")
     temp_name: str | None = None
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        fd, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, temp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=folder)
         with os.fdopen(fd, "wb") as handle:
             handle.write(content)
             handle.flush()
             os.fsync(handle.fileno())
-        if exists:
-            _copy_mode(path, temp_name)
-            if keep_backup:
-                _make_backup(path)
-        os.replace(temp_name, path)
-        temp_name = None
+        if exclusive:
+            _create_exclusively(temp_name, target)
+        else:
+            if exists:
+                _copy_mode(target, temp_name)
+                if keep_backup:
+                    _make_backup(target)
+            os.replace(temp_name, target)
+            temp_name = None
         _fsync_folder(folder)
-        _remove_stale_temps(path)
+        _remove_stale_temps(target)
     except OSError as error:
         kept = "the previous version is unchanged" if exists else "nothing was written"
         raise DraftFileError(path, f"could not save: {_os_cause(error)}; {kept}") from None
     finally:
         if temp_name is not None:
-            try:
-                os.unlink(temp_name)
-            except OSError:
-                pass
+            _remove_quietly(Path(temp_name))
+
+
+def _create_exclusively(temp_name: str, target: Path) -> None:
+    """Give the finished temp file the name ``target`` only if nobody has it (hard link fails if it exists)."""
+    try:
+        os.link(temp_name, target)
+        return
+    except FileExistsError:
+        raise _NameTaken from None
+    except OSError:
+        pass  # no hard links on this file system: reserve the name, then replace the empty reservation
+    try:
+        os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
+    except FileExistsError:
+        raise _NameTaken from None
+    os.replace(temp_name, target)
 
 
 STALE_TEMP_S = 600.0
@@ -401,10 +423,21 @@ def new_draft_path(title: str, folder: Path | None = None) -> Path:
 
 
 def create_draft_file(draft: Draft, folder: Path | None = None) -> Path:
-    """Save a new draft under a fresh name in ``folder``; returns its path."""
-    path = new_draft_path(draft.title, folder)
-    save_draft(draft, path)
-    return path
+    """Save a new draft under a fresh name in ``folder`` (never over an existing file, even if another
+    storyterm picks the same name at the same moment); returns its path."""
+    try:
+        content = encode_draft(draft)
+    except (ValueError, TypeError) as error:
+        raise DraftFileError(folder or default_drafts_dir(), f"not saved: {error}") from None
+    for _ in range(1000):
+        path = new_draft_path(draft.title, folder)
+        try:
+            write_atomic(path, content, exclusive=True)
+        except _NameTaken:
+            continue
+        _record_stamp(path)
+        return path
+    raise DraftFileError(folder or default_drafts_dir(), "could not find a free file name for the draft")
 
 
 def rename_draft(path: Path, new_title: str) -> Path:
