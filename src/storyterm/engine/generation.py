@@ -145,7 +145,7 @@ class GenerationStream:
                 strip_leading = not piece
             if piece:
                 yield piece
-        run.finished.wait()
+        run.wait()
         if run.error is not None:
             raise run.error
 
@@ -159,11 +159,11 @@ class GenerationStream:
 
     @property
     def done(self) -> bool:
-        return self._run.finished.is_set()
+        return self._run.finished.is_set() and not self._run.thread_alive()
 
     def result(self, timeout: float | None = None) -> GenerationResult:
         """Wait for the end; re-raises the thread's exception. TimeoutError if it is still running after timeout."""
-        if not self._run.finished.wait(timeout):
+        if not self._run.wait(timeout):
             raise TimeoutError("the generation is still running")
         if self._run.error is not None:
             raise self._run.error
@@ -179,6 +179,18 @@ class _Run:
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
     result: GenerationResult | None = None
+    thread: threading.Thread | None = None
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait for the thread to end (joined, so nothing of it is left when the interpreter exits)."""
+        if not self.finished.wait(timeout):
+            return False
+        if self.thread is not None and self.thread is not threading.current_thread():
+            self.thread.join(timeout)
+        return not self.thread_alive()
+
+    def thread_alive(self) -> bool:
+        return self.thread is not None and self.thread.is_alive()
 
 
 class StoryEngine:
@@ -285,6 +297,7 @@ class StoryEngine:
                 name="storyterm-generate",
                 daemon=True,
             )
+            run.thread = thread
             thread.start()
         except BaseException:
             self._lock.release()

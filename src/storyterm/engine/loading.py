@@ -63,11 +63,11 @@ class LoadedModel:
 def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None) -> LoadedModel:
     """Load ``spec`` and return the model in eval mode on its device. Raises ModelLoadError / DeviceError."""
     progress = on_progress or (lambda _message: None)
-    device = resolve_device(spec.device)
-    dtype = resolve_dtype(spec.dtype, device)
     progress(f"Locating model {spec.source!r}…")
     directory, name = resolve_source(spec.source, allow_pickle=spec.allow_pickle)
     check_weights(directory, name, allow_pickle=spec.allow_pickle)
+    device = resolve_device(spec.device)
+    dtype = resolve_dtype(spec.dtype, device)
     _quiet_transformers()
 
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer

@@ -1,0 +1,355 @@
+"""The ``storyterm`` command: the TUI (no subcommand), ``generate``, ``genres``, ``models``, and the story package's
+``drafts`` / ``export``.
+
+Exit codes: 0 ok, 1 runtime error (model, device, generation), 2 usage error (bad flag, genre or setting),
+130 interrupted. Errors are one line on stderr; ``--debug`` adds the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from storyterm.engine.errors import SettingsError, StorytermError, UnknownGenreError
+from storyterm.engine.settings import MAX_ALTERNATIVES, PRESETS, SamplerSettings, preset
+
+if TYPE_CHECKING:
+    from storyterm.engine.generation import GenerationResult
+    from storyterm.engine.loading import LoadedModel, ModelSpec
+
+PROG = "storyterm"
+EXIT_OK, EXIT_RUNTIME, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+# Options of the no-subcommand form that take a value (so their value is not mistaken for a subcommand).
+_APP_VALUE_OPTIONS = {"--model", "-m", "--device", "--dtype"}
+
+
+class UsageError(StorytermError):
+    """Bad command-line input that argparse cannot see (e.g. both a prompt on stdin and --prompt)."""
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Parsers
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but the error is one line (the usage stays available via --help)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def _model_options(debug_default: Any = False) -> argparse.ArgumentParser:
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("model")
+    group.add_argument("-m", "--model", default="builtin", metavar="M",
+                       help="'builtin' (default), a local checkpoint directory, or a Hugging Face hub id (from the cache)")
+    group.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
+    group.add_argument("--dtype", default="auto", metavar="T", help="auto (default: fp32 on CPU), fp32, bf16 or fp16")
+    group.add_argument("--allow-pickle", action="store_true",
+                       help="allow checkpoints with only pickle weights (they can run code: trusted files only)")
+    parent.add_argument("--debug", action="store_true", default=debug_default, help="show tracebacks on errors")
+    return parent
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog=PROG,
+        usage=f"{PROG} [DRAFT_FILE] [--model M] [--device D] [--dtype T] [--debug]\n"
+              f"       {PROG} {{generate,genres,models,...}} [options]",
+        description="A terminal co-writing assistant: a genre-conditioned GPT-2 continues your story. "
+                    "Without a subcommand, opens the editor (on DRAFT_FILE if given).",
+    )
+    parser.add_argument("--debug", action="store_true", help="show tracebacks on errors")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser, prog=PROG)
+    model_options = _model_options(debug_default=argparse.SUPPRESS)
+
+    generate = subparsers.add_parser(
+        "generate", parents=[model_options], help="continue a prompt and print the story (no editor)",
+        description="Generate a story continuation and stream it to standard output.",
+    )
+    generate.add_argument("-g", "--genre", help="one of the model's genres (see `storyterm genres`)")
+    source = generate.add_mutually_exclusive_group()
+    source.add_argument("-p", "--prompt", help="the story so far (default: read from standard input if piped)")
+    source.add_argument("-t", "--title", help='start from a title: "<title>" is a(n) <genre> film about')
+    generate.add_argument("--memory", default="", help="text kept in context after the header (characters, setting)")
+    sampling = generate.add_argument_group("sampling (defaults: the model's, else the classic preset)")
+    sampling.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
+    sampling.add_argument("--max-new-tokens", type=int, metavar="N")
+    sampling.add_argument("--temperature", type=float, metavar="X")
+    sampling.add_argument("--top-k", type=int, metavar="K", help="0 turns top-k off")
+    sampling.add_argument("--top-p", type=float, metavar="P")
+    sampling.add_argument("--repetition-penalty", type=float, metavar="X")
+    sampling.add_argument("--greedy", action="store_true", help="no sampling: always the most likely token")
+    sampling.add_argument("--seed", type=int, metavar="S", help="same seed and settings → same text (on CPU)")
+    sampling.add_argument("-n", "--n", type=int, metavar="N", dest="n",
+                          help=f"number of alternatives, 1–{MAX_ALTERNATIVES}; the first streams")
+    generate.add_argument("--json", action="store_true", help="print one JSON object with the texts and stats")
+    generate.set_defaults(func=run_generate)
+
+    genres = subparsers.add_parser("genres", parents=[model_options], help="list the model's genres",
+                                   description="List the genres the model was trained with.")
+    genres.set_defaults(func=run_genres)
+
+    models = subparsers.add_parser("models", help="list usable models",
+                                   description="List the built-in model and the causal LMs in the Hugging Face cache.")
+    models.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help="show tracebacks on errors")
+    models.set_defaults(func=run_models)
+
+    try:
+        from storyterm.story import commands as story_commands
+    except ImportError:
+        story_commands = None
+    if story_commands is not None:
+        story_commands.register(subparsers)
+    return parser
+
+
+def build_app_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog=PROG, parents=[_model_options()],
+                     description="Open the storyterm editor, on DRAFT_FILE if given.")
+    parser.add_argument("draft", nargs="?", type=Path, metavar="DRAFT_FILE", help="a draft to open (or create)")
+    return parser
+
+
+def _first_positional(argv: Sequence[str]) -> str | None:
+    skip_next = False
+    for token in argv:
+        if skip_next:
+            skip_next = False
+            continue
+        if token == "--":
+            return None
+        if token.startswith("-"):
+            skip_next = token in _APP_VALUE_OPTIONS
+            continue
+        return token
+    return None
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Entry point
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    parser = build_parser()
+    subcommands = _subcommand_names(parser)
+    first = _first_positional(argv)
+    help_asked = any(token in {"-h", "--help"} for token in argv)
+    if first in subcommands or (help_asked and first is None):
+        args = _parse(parser, argv)
+    else:
+        args = _parse(build_app_parser(), argv)
+        if isinstance(args, int):
+            return args
+        args.func = lambda namespace: run_app(namespace, parser)
+    if isinstance(args, int):
+        return args
+    debug = bool(getattr(args, "debug", False))
+    try:
+        if getattr(args, "func", None) is None:
+            parser.print_help()
+            return EXIT_OK
+        return int(args.func(args) or EXIT_OK)
+    except KeyboardInterrupt:
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except (UsageError, SettingsError, UnknownGenreError) as error:
+        return _report(error, debug, EXIT_USAGE)
+    except StorytermError as error:
+        return _report(error, debug, EXIT_RUNTIME)
+    except BrokenPipeError:
+        return EXIT_RUNTIME
+    except Exception as error:  # noqa: BLE001 - unexpected: still one line unless --debug
+        return _report(error, debug, EXIT_RUNTIME, prefix=f"{type(error).__name__}: ")
+
+
+def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+
+
+def _subcommand_names(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def _report(error: BaseException, debug: bool, code: int, prefix: str = "") -> int:
+    if debug:
+        traceback.print_exception(error, file=sys.stderr)
+    message = " ".join(str(error).split()) or type(error).__name__
+    print(f"{PROG}: error: {prefix}{message}", file=sys.stderr)
+    return code
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Commands
+
+
+def _spec(args: argparse.Namespace) -> ModelSpec:
+    from storyterm.engine.loading import ModelSpec
+
+    return ModelSpec(source=args.model, device=args.device, dtype=args.dtype, allow_pickle=args.allow_pickle)
+
+
+def _load(args: argparse.Namespace) -> LoadedModel:
+    from storyterm.engine.loading import load_model
+
+    progress: Callable[[str], None] | None = None
+    if sys.stderr.isatty() and not getattr(args, "json", False):
+        def progress(message: str) -> None:
+            print(f"\r\033[K{message}", end="", file=sys.stderr, flush=True)
+
+    try:
+        loaded = load_model(_spec(args), on_progress=progress)
+    finally:
+        if progress is not None:
+            print("\r\033[K", end="", file=sys.stderr, flush=True)
+    return loaded
+
+
+def run_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
+    try:
+        from storyterm.tui.app import run_app as tui_run_app
+    except ImportError:
+        parser.print_help()
+        return EXIT_OK
+    return int(tui_run_app(args.draft, _spec(args), debug=args.debug) or EXIT_OK)
+
+
+def sampler_settings(args: argparse.Namespace, defaults: SamplerSettings) -> SamplerSettings:
+    """The model's defaults (or a preset), then every flag that was given."""
+    settings = preset(args.preset) if args.preset else defaults
+    changes: dict[str, Any] = {}
+    for flag, name in (
+        ("max_new_tokens", "max_new_tokens"),
+        ("temperature", "temperature"),
+        ("top_k", "top_k"),
+        ("top_p", "top_p"),
+        ("repetition_penalty", "repetition_penalty"),
+        ("seed", "seed"),
+        ("n", "num_alternatives"),
+    ):
+        value = getattr(args, flag)
+        if value is not None:
+            changes[name] = value
+    if args.greedy:
+        changes["do_sample"] = False
+    return settings.with_changes(**changes)
+
+
+def _read_story(args: argparse.Namespace, genre: str | None) -> str:
+    if args.title is not None:
+        from storyterm.engine.prompt import title_prompt
+
+        try:
+            return title_prompt(args.title, genre)
+        except ValueError as error:
+            raise UsageError(f"--title: {error}") from None
+    if args.prompt is not None:
+        return args.prompt
+    if sys.stdin is not None and not sys.stdin.isatty():
+        return sys.stdin.read().rstrip("\n")
+    return ""
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from storyterm.engine.generation import GenerationRequest, StoryEngine
+
+    if args.genre is not None:
+        args.genre = args.genre.strip().lower().replace("-", "_")
+    loaded = _load(args)
+    if not loaded.genres:
+        print(f"{PROG}: note: model {loaded.name} has no genre tokens; generating in free mode", file=sys.stderr)
+        if args.genre is not None:
+            raise UsageError(f"model {loaded.name} has no genres (free mode); drop --genre")
+    elif args.genre is None:
+        raise UsageError(f"--genre is required; this model knows: {', '.join(loaded.genres)}")
+    elif args.genre not in loaded.genres:
+        raise UnknownGenreError(f"unknown genre {args.genre!r}; this model knows: {', '.join(loaded.genres)}")
+    settings = sampler_settings(args, loaded.generation_defaults)
+    story = _read_story(args, args.genre)
+    request = GenerationRequest(genre=args.genre, story=story, memory=args.memory, settings=settings)
+    engine = StoryEngine(loaded)
+    stream = engine.stream(request)
+    out = sys.stdout
+    try:
+        if not args.json and story:
+            out.write(story)
+            out.flush()
+        for piece in stream:
+            if not args.json:
+                out.write(piece)
+                out.flush()
+        result = stream.result()
+    except KeyboardInterrupt:
+        stream.cancel()
+        try:
+            stream.result(timeout=5)
+        except Exception:  # noqa: BLE001 - leaving anyway
+            pass
+        if not args.json:
+            out.write("\n")
+            out.flush()
+        print(f"{PROG}: stopped", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if args.json:
+        print(json.dumps(_result_json(loaded, request, result), ensure_ascii=False))
+        return EXIT_OK
+    out.write("\n")
+    for number, text in enumerate(result.texts[1:], start=2):
+        out.write(f"\n--- alternative {number} ---\n{story}{text}\n")
+    out.flush()
+    return EXIT_OK
+
+
+def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) -> dict[str, Any]:
+    return {
+        "model": loaded.name,
+        "genre": request.genre,
+        "prompt": request.story,
+        "memory": request.memory,
+        "texts": result.texts,
+        "seed": result.seed,
+        "cancelled": result.cancelled,
+        "settings": request.settings.to_dict(),
+        "stats": result.stats.to_dict(),
+    }
+
+
+def run_genres(args: argparse.Namespace) -> int:
+    from storyterm.engine.prompt import genre_label
+
+    loaded = _load(args)
+    if not loaded.genres:
+        print(f"{PROG}: note: model {loaded.name} has no genre tokens (free mode)", file=sys.stderr)
+        return EXIT_OK
+    width = max(len(genre) for genre in loaded.genres)
+    for genre in loaded.genres:
+        print(f"{genre:<{width}}  {genre_label(genre)}")
+    return EXIT_OK
+
+
+def run_models(args: argparse.Namespace) -> int:
+    from storyterm.engine.loading import list_models
+
+    rows = [("MODEL", "SOURCE", "DETAILS")]
+    for info in list_models():
+        rows.append((info.source, info.kind, info.detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(2)]
+    for source, kind, detail in rows:
+        print(f"{source:<{widths[0]}}  {kind:<{widths[1]}}  {detail}")
+    return EXIT_OK
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,254 @@
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from storyterm import cli
+from storyterm.engine import loading
+from storyterm.engine.generation import GenerationRequest, StoryEngine
+from storyterm.engine.loading import ModelSpec, load_model
+from storyterm.engine.prompt import CLASSIC_GENRES, title_prompt
+from storyterm.engine.settings import SamplerSettings
+
+GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "12"]
+
+
+def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def assert_one_line_error(err: str, *fragments: str) -> None:
+    lines = err.strip().splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("storyterm")
+    assert "Traceback" not in err
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_generate_streams_prompt_and_continuation(capsys, tiny_checkpoint: Path) -> None:
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "drama",
+                         "--prompt", "She opens the door", *GREEDY_FLAGS)
+    expected = StoryEngine(load_model(ModelSpec(str(tiny_checkpoint)))).generate(
+        GenerationRequest("drama", "She opens the door", settings=SamplerSettings(max_new_tokens=12, do_sample=False))
+    )
+    assert code == 0, err
+    assert out == "She opens the door" + expected.texts[0] + "\n"
+
+
+def test_generate_flushes_every_piece(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
+    flushes = []
+    real_stdout = sys.stdout
+
+    class CountingStdout(io.StringIO):
+        def flush(self) -> None:
+            flushes.append(self.getvalue())
+
+    monkeypatch.setattr(sys, "stdout", CountingStdout())
+    code = cli.main(["generate", "--model", str(tiny_checkpoint), "-g", "horror", "-p", "The", *GREEDY_FLAGS])
+    monkeypatch.setattr(sys, "stdout", real_stdout)
+    assert code == 0
+    assert len(flushes) >= 3  # prompt, then pieces as they come, then the end
+
+
+def test_generate_json_with_alternatives(capsys, tiny_checkpoint: Path) -> None:
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "sci_fi", "-p", "The ship",
+                         "--n", "3", "--seed", "7", "--max-new-tokens", "10", "--temperature", "0.9", "--top-k", "20",
+                         "--top-p", "0.9", "--repetition-penalty", "1.2", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert len(data["texts"]) == 3
+    assert data["seed"] == 7
+    assert data["settings"]["temperature"] == 0.9 and data["settings"]["top_k"] == 20
+    assert data["stats"]["new_tokens"] <= 10 and data["stats"]["prompt_tokens"] > 0
+    assert data["genre"] == "sci_fi" and data["prompt"] == "The ship"
+    code, again, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "sci_fi", "-p", "The ship",
+                         "--n", "3", "--seed", "7", "--max-new-tokens", "10", "--temperature", "0.9", "--top-k", "20",
+                         "--top-p", "0.9", "--repetition-penalty", "1.2", "--json")
+    assert json.loads(again)["texts"] == data["texts"]
+
+
+def test_generate_from_title_and_from_stdin(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
+    code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "action",
+                       "--title", "The Last Train", "--json", *GREEDY_FLAGS)
+    assert code == 0
+    assert json.loads(out)["prompt"] == title_prompt("The Last Train", "action") == (
+        '"The Last Train" is an action film about'
+    )
+    monkeypatch.setattr(sys, "stdin", io.StringIO("Once upon a time\n"))
+    code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "action", "--json",
+                       *GREEDY_FLAGS)
+    assert code == 0
+    assert json.loads(out)["prompt"] == "Once upon a time"
+
+
+def test_unknown_genre_lists_the_genres(capsys, tiny_checkpoint: Path) -> None:
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "romance", "-p", "x")
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err, "romance", ", ".join(CLASSIC_GENRES))
+
+
+def test_missing_genre_is_a_usage_error(capsys, tiny_checkpoint: Path) -> None:
+    code, _, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "-p", "x")
+    assert code == 2
+    assert_one_line_error(err, "--genre is required", "drama")
+
+
+@pytest.mark.parametrize(
+    ("flags", "fragment"),
+    [
+        (["--temperature", "0"], "temperature"),
+        (["--temperature", "nan"], "temperature"),
+        (["--top-p", "1.5"], "top_p"),
+        (["--top-k", "-3"], "top_k"),
+        (["--max-new-tokens", "0"], "max_new_tokens"),
+        (["--max-new-tokens", "5000"], "context window"),
+        (["--repetition-penalty", "-1"], "repetition_penalty"),
+        (["--n", "0"], "num_alternatives"),
+        (["--greedy", "--n", "2"], "num_alternatives"),
+        (["--seed", "-5"], "seed"),
+    ],
+)
+def test_bad_settings_exit_2(capsys, tiny_checkpoint: Path, flags: list[str], fragment: str) -> None:
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "drama", "-p", "x", *flags)
+    assert code == 2
+    assert out == ""
+    assert_one_line_error(err, fragment)
+
+
+def test_argparse_errors_exit_2(capsys) -> None:
+    code, _, err = run(capsys, "generate", "--top-k", "many")
+    assert code == 2
+    assert_one_line_error(err, "--top-k")
+    code, _, err = run(capsys, "generate", "--prompt", "a", "--title", "b")
+    assert code == 2
+    assert "not allowed with" in err
+
+
+def test_builtin_not_installed_is_a_runtime_error(capsys, monkeypatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(loading, "BUILTIN_DIR", tmp_path / "missing")
+    code, out, err = run(capsys, "generate", "--genre", "drama", "-p", "x")
+    assert code == 1
+    assert out == ""
+    assert_one_line_error(err, "built-in model is not installed")
+
+
+def test_hub_id_not_cached(capsys) -> None:
+    code, _, err = run(capsys, "genres", "--model", "someone/uncached-model")
+    assert code == 1
+    assert_one_line_error(err, "not in the local Hugging Face cache", "builtin")
+
+
+def test_debug_shows_the_traceback(capsys) -> None:
+    code, _, err = run(capsys, "genres", "--model", "someone/uncached-model", "--debug")
+    assert code == 1
+    assert "Traceback" in err and "ModelLoadError" in err
+
+
+def test_cuda_without_gpu(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code, _, err = run(capsys, "genres", "--model", str(tiny_checkpoint), "--device", "cuda")
+    assert code == 1
+    assert_one_line_error(err, "cuda")
+
+
+def test_genres_and_models(capsys, monkeypatch, tiny_checkpoint: Path, make_tiny_checkpoint) -> None:
+    code, out, _ = run(capsys, "genres", "--model", str(tiny_checkpoint))
+    assert code == 0
+    assert [line.split()[0] for line in out.splitlines()] == list(CLASSIC_GENRES)
+    code, out, err = run(capsys, "genres", "--model", str(make_tiny_checkpoint(genres=None)))
+    assert code == 0 and out == "" and "free mode" in err
+    monkeypatch.setattr(loading, "BUILTIN_DIR", tiny_checkpoint)
+    code, out, _ = run(capsys, "models")
+    assert code == 0
+    assert out.splitlines()[1].split()[:2] == ["builtin", "builtin"]
+    assert "gpt2" in out
+
+
+def test_free_mode_model(capsys, make_tiny_checkpoint) -> None:
+    path = str(make_tiny_checkpoint(genres=None))
+    code, out, err = run(capsys, "generate", "--model", path, "-p", "Once", *GREEDY_FLAGS)
+    assert code == 0
+    assert out.startswith("Once") and "free mode" in err
+    code, _, err = run(capsys, "generate", "--model", path, "--genre", "drama", "-p", "Once")
+    assert code == 2
+    assert "free mode" in err
+
+
+def test_ctrl_c_cancels_the_stream(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
+    streams = []
+    real_stream = StoryEngine.stream
+
+    class InterruptAfterFirstPiece:
+        def __init__(self, stream):
+            self.stream = stream
+            streams.append(stream)
+
+        def __iter__(self):
+            for piece in self.stream:
+                yield piece
+                raise KeyboardInterrupt
+
+        def cancel(self):
+            self.stream.cancel()
+
+        def result(self, timeout=None):
+            return self.stream.result(timeout)
+
+    monkeypatch.setattr(StoryEngine, "stream", lambda self, request: InterruptAfterFirstPiece(real_stream(self, request)))
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "The",
+                         "--greedy", "--max-new-tokens", "100")
+    assert code == 130
+    assert "Traceback" not in err
+    result = streams[0].result(timeout=10)
+    assert result.cancelled and result.stats.new_tokens < 100
+    assert streams[0].done
+
+
+def test_no_subcommand_opens_the_tui(monkeypatch, tmp_path: Path) -> None:
+    import types
+
+    calls = []
+    fake = types.ModuleType("storyterm.tui.app")
+    fake.run_app = lambda draft, spec, *, debug=False: calls.append((draft, spec, debug)) or 0
+    monkeypatch.setitem(sys.modules, "storyterm.tui.app", fake)
+    assert cli.main([str(tmp_path / "story.json"), "--model", "some/dir", "--device", "cpu", "--debug"]) == 0
+    assert calls == [(tmp_path / "story.json", ModelSpec("some/dir", device="cpu"), True)]
+    assert cli.main(["--dtype", "bf16"]) == 0
+    assert calls[-1] == (None, ModelSpec(dtype="bf16"), False)
+
+
+def test_no_subcommand_without_tui_prints_help(capsys, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "storyterm.tui.app", None)  # import fails with ImportError
+    code, out, _ = run(capsys)
+    assert code == 0
+    assert "generate" in out and "usage" in out
+
+
+def _python_m(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "storyterm", *argv], input=stdin, capture_output=True, text=True,
+                          timeout=120)
+
+
+def test_python_m_storyterm_end_to_end(tiny_checkpoint: Path) -> None:
+    done = _python_m("generate", "--model", str(tiny_checkpoint), "--genre", "horror", "--json", *GREEDY_FLAGS,
+                     stdin="The ghost")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["prompt"] == "The ghost"
+    bad = _python_m("generate", "--model", str(tiny_checkpoint), "--genre", "western", "-p", "x")
+    assert bad.returncode == 2
+    assert bad.stdout == ""
+    assert_one_line_error(bad.stderr, "western", "horror")
+    missing = _python_m("genres", "--model", str(tiny_checkpoint / "nope"))
+    assert missing.returncode == 1
+    assert_one_line_error(missing.stderr, "no such model directory")
