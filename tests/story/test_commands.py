@@ -79,7 +79,7 @@ def test_export_of_a_corrupt_draft_is_a_one_line_error(tmp_path: Path) -> None:
 
 
 def test_cli_main_runs_the_story_commands(tmp_path: Path, capsys) -> None:
-    cli = pytest.importorskip("storyterm.cli")
+    from storyterm import cli
     make("Via CLI", "Hello there.")
     assert cli.main(["drafts"]) == 0
     assert "Via CLI" in capsys.readouterr().out
