@@ -1,0 +1,157 @@
+"""Tokenised training data: packing with the genre header repeated per block, or the seed's line-by-line rows.
+
+Packing concatenates stories into full blocks of ``block_size`` tokens (no padding, no story truncated). When a
+story does not fit into the rest of a block, its remainder continues in the next block *behind a repeated
+``<BOS> <genre>`` header*: every training token is then conditioned on its genre exactly as at inference, where the
+engine keeps the header and drops the oldest story tokens once a story outgrows the context window.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.utils.data import Dataset
+
+from storyterm.engine.prompt import build_header
+
+from .common import Story
+
+@dataclass(frozen=True)
+class TokenizedStory:
+    genre: str
+    header: list[int]   # <BOS> <genre>
+    body: list[int]     # the text and <EOS>
+    text_bytes: int
+
+    @property
+    def length(self) -> int:
+        return len(self.header) + len(self.body)
+
+
+def tokenize_stories(stories: Sequence[Story], tokenizer, show_progress: bool = False) -> list[TokenizedStory]:
+    """Tokenise each training line once and split it into header and body.
+
+    The full line is tokenised (not header and text separately) so the ids are exactly those the engine produces
+    for the same text; the header is the prefix that tokenises ``build_header(genre)``.
+    """
+    if not stories:
+        return []
+    headers: dict[str, list[int]] = {}
+    lines = [story.line() for story in stories]
+    encoded = tokenizer(lines, add_special_tokens=False)["input_ids"]
+    result = []
+    for story, ids in zip(stories, encoded, strict=True):
+        header = headers.get(story.genre)
+        if header is None:
+            header = headers[story.genre] = tokenizer(build_header(story.genre), add_special_tokens=False)["input_ids"]
+        if ids[: len(header)] != header:
+            raise ValueError(f"the tokenizer does not split the header of a {story.genre} story off cleanly")
+        result.append(TokenizedStory(story.genre, header, ids[len(header):], len(story.text.encode("utf-8"))))
+    return result
+
+
+def balance_repeats(stories: Sequence[TokenizedStory], power: float) -> list[int]:
+    """How many times to repeat each story so genre g gets about ``n_g ** power`` shares (1 = as is, 0 = uniform).
+
+    Counts stories per genre; repeats are whole numbers, at least 1 (nothing is ever dropped).
+    """
+    if power >= 1:
+        return [1] * len(stories)
+    counts = Counter(s.genre for s in stories)
+    largest = max(counts.values())
+    # Target n_g' = largest * (n_g / largest) ** power  →  repeat = n_g' / n_g.
+    factor = {g: max(1, round((largest * (n / largest) ** power) / n)) for g, n in counts.items()}
+    return [factor[s.genre] for s in stories]
+
+
+def pack_stories(stories: Sequence[TokenizedStory], block_size: int, pad_id: int) -> list[list[int]]:
+    """Concatenate stories into blocks of exactly ``block_size`` tokens, repeating the header per continuation.
+
+    When the free end of a block cannot hold a header and one token, it is filled with ``pad_id`` (at most a
+    header's length; those positions get no loss). The last, partial block is dropped, as ``run_clm`` does.
+    """
+    blocks: list[list[int]] = []
+    current: list[int] = []
+    for story in stories:
+        header, body = story.header, story.body
+        if len(header) + 1 > block_size:
+            raise ValueError(f"block size {block_size} cannot hold a header of {len(header)} tokens")
+        position = 0
+        while position < len(body):
+            room = block_size - len(current) - len(header)
+            if room < 1:
+                blocks.append(current + [pad_id] * (block_size - len(current)))
+                current = []
+                continue
+            take = min(room, len(body) - position)
+            current.extend(header)
+            current.extend(body[position : position + take])
+            position += take
+            if len(current) == block_size:
+                blocks.append(current)
+                current = []
+    return blocks
+
+
+class BlockDataset(Dataset):
+    """Packed blocks: every row is ``block_size`` ids; labels are the ids (the model shifts them), except padding."""
+
+    def __init__(self, blocks: list[list[int]], pad_id: int):
+        self.blocks = torch.tensor(blocks, dtype=torch.long) if blocks else torch.empty((0, 0), dtype=torch.long)
+        self.pad_id = pad_id
+
+    def __len__(self) -> int:
+        return self.blocks.shape[0]
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        ids = self.blocks[index]
+        labels = ids.masked_fill(ids == self.pad_id, -100)
+        return {"input_ids": ids, "labels": labels}
+
+    def useful_tokens(self) -> int:
+        return int((self.blocks != self.pad_id).sum()) if len(self) else 0
+
+
+class LineDataset(Dataset):
+    """The seed's recipe: one story per row, truncated to ``block_size``; the collator pads each batch."""
+
+    def __init__(self, stories: Sequence[TokenizedStory], block_size: int):
+        self.rows = [(s.header + s.body)[:block_size] for s in stories]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def __getitem__(self, index: int) -> dict[str, list[int]]:
+        return {"input_ids": self.rows[index]}
+
+
+def build_packed_dataset(
+    stories: Sequence[TokenizedStory],
+    block_size: int,
+    pad_id: int,
+    *,
+    epochs: int = 1,
+    seed: int = 0,
+    balance: float = 1.0,
+) -> BlockDataset:
+    """``epochs`` passes over the (balanced) stories, each shuffled afresh before packing, so block boundaries and
+    neighbours differ from pass to pass. The Trainer then makes a single pass over the result."""
+    repeats = balance_repeats(stories, balance)
+    pool = [story for story, times in zip(stories, repeats, strict=True) for _ in range(times)]
+    blocks: list[list[int]] = []
+    for epoch in range(max(1, epochs)):
+        order = list(pool)
+        random.Random(seed * 1000 + epoch).shuffle(order)
+        blocks.extend(pack_stories(order, block_size, pad_id))
+    return BlockDataset(blocks, pad_id)
+
+
+def genre_counts(stories: Sequence[TokenizedStory]) -> dict[str, int]:
+    counts: dict[str, int] = defaultdict(int)
+    for story in stories:
+        counts[story.genre] += 1
+    return dict(counts)

@@ -1,0 +1,214 @@
+"""Evaluate a checkpoint on a line file and print JSON.
+
+* ``perplexity`` — per token, over every story token after the ``<BOS> <genre>`` header (the end token included);
+* ``bits_per_byte`` — the same negative log-likelihood in bits divided by the UTF-8 bytes of the story texts, so
+  checkpoints with different tokenizers compare;
+* ``genre_accuracy`` — each story is classified by the genre whose header makes its first window most likely;
+  overall, per genre, balanced (mean of the per-genre accuracies) and a confusion table (true → predicted → count);
+* ``samples`` — a few continuations per genre, sampled through :mod:`storyterm.engine` with the checkpoint's
+  defaults (genre, BOS and PAD tokens suppressed), the first ones drawn, not the best.
+
+Long stories are scored the way the engine reads them: the header stays, and each window holds the most recent
+story tokens (windows overlap by half; only the new tokens of each window count).
+
+Example::
+
+    python -m training.evaluate src/storyterm/models/builtin build/data/plots/eval.txt --output build/eval.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from .common import Story, read_stories
+from .data import TokenizedStory, tokenize_stories
+
+
+@dataclass
+class Window:
+    ids: list[int]
+    score_from: int  # positions >= score_from (as targets) are counted
+
+
+def story_windows(story: TokenizedStory, window: int, stride: int | None = None) -> list[Window]:
+    """Header + a slice of the body per window; every body token is scored exactly once."""
+    header, body = story.header, story.body
+    room = window - len(header)
+    if room < 1:
+        raise ValueError(f"context window {window} cannot hold the {len(header)}-token header")
+    stride = stride or max(1, room // 2)
+    windows = [Window(header + body[:room], len(header))]
+    end = room
+    while end < len(body):
+        new_end = min(len(body), end + stride)
+        start = max(0, new_end - room)
+        windows.append(Window(header + body[start:new_end], len(header) + (end - start)))
+        end = new_end
+    return windows
+
+
+def _batched_nll(model, batch: Sequence[Window], pad_id: int) -> list[float]:
+    """Summed NLL (nats) of the scored tokens of each window."""
+    import torch
+
+    length = max(len(w.ids) for w in batch)
+    ids = torch.full((len(batch), length), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(batch), length), dtype=torch.long)
+    for row, w in enumerate(batch):
+        ids[row, : len(w.ids)] = torch.tensor(w.ids)
+        mask[row, : len(w.ids)] = 1
+    ids, mask = ids.to(model.device), mask.to(model.device)
+    with torch.inference_mode():
+        logits = model(input_ids=ids, attention_mask=mask).logits.float()
+    log_probs = torch.log_softmax(logits[:, :-1], dim=-1)
+    targets = ids[:, 1:]
+    token_nll = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)
+    result = []
+    for row, w in enumerate(batch):
+        # Target position t predicts ids[t + 1]; score targets with index >= score_from.
+        result.append(float(token_nll[row, w.score_from - 1 : len(w.ids) - 1].sum()))
+    return result
+
+
+def language_model_metrics(model, stories: Sequence[TokenizedStory], window: int, pad_id: int,
+                           batch_size: int = 8, progress: bool = True) -> dict:
+    windows = [(index, w) for index, story in enumerate(stories) for w in story_windows(story, window)]
+    total_nll = 0.0
+    for start in tqdm(range(0, len(windows), batch_size), desc="perplexity", disable=not progress, leave=False):
+        chunk = windows[start : start + batch_size]
+        total_nll += sum(_batched_nll(model, [w for _, w in chunk], pad_id))
+    tokens = sum(len(s.body) for s in stories)
+    text_bytes = sum(s.text_bytes for s in stories)
+    return {
+        "stories": len(stories),
+        "tokens": tokens,
+        "bytes": text_bytes,
+        "loss": total_nll / tokens,
+        "perplexity": math.exp(total_nll / tokens),
+        "bits_per_byte": total_nll / math.log(2) / text_bytes,
+    }
+
+
+def genre_scores(model, story: TokenizedStory, headers: dict[str, list[int]], window: int, pad_id: int) -> dict:
+    """NLL of the story's first window of text under each genre header (same text tokens for every genre)."""
+    room = window - max(len(h) for h in headers.values())
+    body = story.body[:room]
+    batch = [Window(header + body, len(header)) for header in headers.values()]
+    return dict(zip(headers, _batched_nll(model, batch, pad_id), strict=True))
+
+
+def genre_accuracy(model, stories: Sequence[TokenizedStory], headers: dict[str, list[int]], window: int,
+                   pad_id: int, progress: bool = True) -> dict:
+    confusion: dict[str, Counter] = defaultdict(Counter)
+    for story in tqdm(stories, desc="genre accuracy", disable=not progress, leave=False):
+        scores = genre_scores(model, story, headers, window, pad_id)
+        predicted = min(scores, key=scores.get)
+        confusion[story.genre][predicted] += 1
+    per_genre = {g: row[g] / sum(row.values()) for g, row in confusion.items()}
+    correct = sum(row[g] for g, row in confusion.items())
+    return {
+        "accuracy": correct / len(stories) if stories else None,
+        "balanced_accuracy": sum(per_genre.values()) / len(per_genre) if per_genre else None,
+        "chance": 1 / len(headers),
+        "per_genre": {g: round(v, 4) for g, v in per_genre.items()},
+        "confusion": {g: dict(row) for g, row in confusion.items()},
+    }
+
+
+def samples(loaded, genres: Sequence[str], per_genre: int, seed: int, max_new_tokens: int) -> dict[str, list[str]]:
+    """The first ``per_genre`` samples per genre through the engine, seeded."""
+    from storyterm.engine.generation import GenerationRequest, StoryEngine
+
+    engine = StoryEngine(loaded)
+    settings = loaded.generation_defaults.with_changes(
+        max_new_tokens=min(max_new_tokens, loaded.context_window - 8)
+    )
+    result: dict[str, list[str]] = {}
+    for g_index, genre in enumerate(genres):
+        result[genre] = []
+        for i in range(per_genre):
+            request = GenerationRequest(genre=genre, settings=settings.with_changes(seed=seed + 100 * g_index + i))
+            result[genre].append(engine.generate(request).texts[0].strip())
+    return result
+
+
+def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre: int = 2, max_new_tokens: int = 80,
+             max_stories: int | None = None, batch_size: int = 8, seed: int = 0, device: str = "auto",
+             progress: bool = True) -> dict:
+    from storyterm.engine.loading import ModelSpec, load_model
+
+    loaded = load_model(ModelSpec(source=str(checkpoint), device=device))
+    model, tokenizer = loaded.model, loaded.tokenizer
+    raw: list[Story] = read_stories(eval_files)
+    unknown = sorted({s.genre for s in raw} - set(loaded.genres))
+    raw = [s for s in raw if s.genre in loaded.genres]
+    if max_stories:
+        raw = raw[:max_stories]
+    if not raw:
+        raise SystemExit(f"error: no stories of this model's genres ({', '.join(loaded.genres)}) in the eval files")
+    stories = tokenize_stories(raw, tokenizer)
+    window = loaded.context_window
+    pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in loaded.genres}
+    report = {
+        "checkpoint": str(checkpoint),
+        "eval_files": [str(p) for p in eval_files],
+        "context_window": window,
+        "parameters": model.num_parameters(),
+        "skipped_unknown_genres": unknown,
+        "story_counts": dict(Counter(s.genre for s in raw).most_common()),
+        **language_model_metrics(model, stories, window, pad_id, batch_size, progress),
+        "genre_accuracy": genre_accuracy(model, stories, headers, window, pad_id, progress),
+    }
+    if samples_per_genre:
+        report["samples"] = samples(loaded, loaded.genres, samples_per_genre, seed, max_new_tokens)
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate",
+                                description="Perplexity, bits per byte, genre accuracy and samples as JSON.")
+    p.add_argument("checkpoint", type=Path, help="a checkpoint directory (e.g. src/storyterm/models/builtin)")
+    p.add_argument("eval_files", type=Path, nargs="+", help="<BOS> <genre> … <EOS> line files")
+    p.add_argument("--samples-per-genre", type=int, default=2)
+    p.add_argument("--max-new-tokens", type=int, default=80)
+    p.add_argument("--max-stories", type=int, default=0, help="evaluate only the first N stories (0 = all)")
+    p.add_argument("--batch-size", type=int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="auto")
+    p.add_argument("--output", type=Path, help="also write the JSON here")
+    p.add_argument("--no-progress", action="store_true")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from storyterm.engine.errors import StorytermError
+
+    try:
+        report = evaluate(args.checkpoint, args.eval_files, samples_per_genre=args.samples_per_genre,
+                          max_new_tokens=args.max_new_tokens, max_stories=args.max_stories or None,
+                          batch_size=args.batch_size, seed=args.seed, device=args.device,
+                          progress=not args.no_progress)
+    except StorytermError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    text = json.dumps(report, indent=2, ensure_ascii=False)
+    print(text)
+    if args.output:
+        args.output.parent.mkdir(parents=True, exist_ok=True)
+        args.output.write_text(text + "\n", encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

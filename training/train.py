@@ -1,0 +1,508 @@
+"""Train a genre-conditioned GPT-2 with the Hugging Face Trainer.
+
+Two modes:
+
+* fine-tune (default): start from ``--model-name-or-path`` (a hub id such as ``gpt2`` or a local directory), add
+  ``<BOS>``/``<EOS>``/``<PAD>`` and one ``<genre>`` token per genre as special tokens and resize the embeddings —
+  the seed's recipe;
+* ``--from-scratch``: a GPT-2 config preset and a new byte-level BPE tokenizer trained on the training lines, with
+  the same special tokens — the offline path that produced storyterm's built-in model.
+
+Stories are packed into full blocks by default, with the ``<BOS> <genre>`` header repeated at the start of every
+continuation (see :mod:`training.data`); ``--line-by-line`` reproduces the seed's one-padded-story-per-row recipe.
+The output directory receives a complete checkpoint: safetensors weights, the tokenizer with the genre tokens,
+``generation_config.json`` with the seed's sampling defaults, and a model card (``README.md``).
+
+Runs unchanged on a CPU, one GPU, or several under ``accelerate launch`` / ``torchrun`` (the Trainer handles
+devices and distribution).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import math
+import os
+import platform
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from storyterm.engine.prompt import (
+    BOS_TOKEN,
+    CLASSIC_GENRES,
+    EOS_TOKEN,
+    PAD_TOKEN,
+    build_header,
+    genre_token,
+    genres_from_special_tokens,
+)
+from storyterm.engine.settings import DEFAULT_SETTINGS
+
+from .common import DEFAULT_WORK_DIR, Story, read_stories, setup_logging, write_json
+from .data import (
+    BlockDataset,
+    LineDataset,
+    TokenizedStory,
+    balance_repeats,
+    build_packed_dataset,
+    tokenize_stories,
+)
+
+log = logging.getLogger("training.train")
+
+# GPT-2 shapes: (layers, width, heads). "gpt2" is the 124M original.
+PRESETS: dict[str, tuple[int, int, int]] = {
+    "tiny": (2, 64, 2),
+    "mini": (4, 256, 4),
+    "small": (6, 384, 6),
+    "medium": (8, 512, 8),
+    "gpt2": (12, 768, 12),
+}
+
+
+@dataclass
+class PreparedData:
+    tokenizer: object
+    genres: list[str]
+    train_stories: list[TokenizedStory]
+    eval_stories: list[TokenizedStory]
+
+
+def order_genres(genres: set[str]) -> list[str]:
+    """The classic genres in their canonical order, then any custom ones alphabetically."""
+    classic = [g for g in CLASSIC_GENRES if g in genres]
+    return classic + sorted(genres - set(classic))
+
+
+def train_tokenizer(lines: Sequence[str], genres: Sequence[str], vocab_size: int, model_max_length: int):
+    """A byte-level BPE trained on ``lines`` with BOS/EOS/PAD and the genre tokens as special tokens."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    genre_tokens = [genre_token(g) for g in genres]
+    backend = Tokenizer(models.BPE())
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=[BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, *genre_tokens],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    backend.train_from_iterator(lines, trainer)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=backend,
+        bos_token=BOS_TOKEN,
+        eos_token=EOS_TOKEN,
+        pad_token=PAD_TOKEN,
+        extra_special_tokens=genre_tokens,
+        model_max_length=model_max_length,
+    )
+
+
+def add_prompt_tokens(tokenizer, genres: Sequence[str]) -> int:
+    """Fine-tune mode: register BOS/EOS/PAD and the genre tokens (keeping genre tokens the base already has)."""
+    existing = genres_from_special_tokens(getattr(tokenizer, "all_special_tokens", []))
+    wanted = list(dict.fromkeys([*existing, *genres]))
+    return tokenizer.add_special_tokens(
+        {
+            "bos_token": BOS_TOKEN,
+            "eos_token": EOS_TOKEN,
+            "pad_token": PAD_TOKEN,
+            "extra_special_tokens": [genre_token(g) for g in wanted],
+        }
+    )
+
+
+def build_model_from_scratch(args: argparse.Namespace, tokenizer):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    n_layer, n_embd, n_head = PRESETS[args.preset]
+    config = GPT2Config(
+        vocab_size=len(tokenizer),
+        # No position beyond the training block exists, so none is left untrained.
+        n_positions=args.block_size,
+        n_layer=args.n_layer or n_layer,
+        n_embd=args.n_embd or n_embd,
+        n_head=args.n_head or n_head,
+        resid_pdrop=args.dropout,
+        embd_pdrop=args.dropout,
+        attn_pdrop=args.dropout,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return GPT2LMHeadModel(config)
+
+
+def load_base_model(args: argparse.Namespace, tokenizer):
+    from transformers import AutoModelForCausalLM
+
+    model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path)
+    model.resize_token_embeddings(len(tokenizer))
+    model.config.bos_token_id = tokenizer.bos_token_id
+    model.config.eos_token_id = tokenizer.eos_token_id
+    model.config.pad_token_id = tokenizer.pad_token_id
+    if args.dropout is not None:
+        for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
+            if hasattr(model.config, name):
+                setattr(model.config, name, args.dropout)
+    return model
+
+
+def context_window(model) -> int:
+    for name in ("n_positions", "max_position_embeddings"):
+        value = getattr(model.config, name, None)
+        if isinstance(value, int) and value > 0:
+            return value
+    return 1024
+
+
+def generation_config_for(tokenizer, genres: Sequence[str]):
+    """The seed's sampling defaults; genre/BOS/PAD tokens suppressed so they never appear mid-story."""
+    from transformers import GenerationConfig
+
+    suppressed = [tokenizer.convert_tokens_to_ids(genre_token(g)) for g in genres]
+    suppressed += [tokenizer.bos_token_id, tokenizer.pad_token_id]
+    return GenerationConfig(
+        do_sample=DEFAULT_SETTINGS.do_sample,
+        temperature=DEFAULT_SETTINGS.temperature,
+        top_p=DEFAULT_SETTINGS.top_p,
+        top_k=DEFAULT_SETTINGS.top_k,
+        repetition_penalty=DEFAULT_SETTINGS.repetition_penalty,
+        max_new_tokens=DEFAULT_SETTINGS.max_new_tokens,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        suppress_tokens=sorted({int(i) for i in suppressed if i is not None}),
+    )
+
+
+def sample_per_genre(model, tokenizer, genres: Sequence[str], seed: int, max_new_tokens: int = 80) -> dict[str, str]:
+    """The first sample for each genre (seeded, not cherry-picked), generated with the checkpoint's defaults."""
+    import torch
+
+    model.eval()
+    samples = {}
+    config = generation_config_for(tokenizer, genres)
+    config.max_new_tokens = max_new_tokens
+    for index, genre in enumerate(genres):
+        torch.manual_seed(seed + index)
+        inputs = tokenizer(build_header(genre), return_tensors="pt", add_special_tokens=False).to(model.device)
+        config.max_new_tokens = min(max_new_tokens, context_window(model) - inputs["input_ids"].shape[1])
+        with torch.no_grad():
+            output = model.generate(**inputs, generation_config=config)
+        samples[genre] = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    return samples
+
+
+def prepare(args: argparse.Namespace) -> tuple[PreparedData, object]:
+    train_raw = read_stories(args.train_file)
+    eval_raw = read_stories(args.eval_file or [])
+    if not train_raw:
+        raise SystemExit(f"error: no <BOS> <genre> … <EOS> lines in {', '.join(map(str, args.train_file))}")
+    genres = order_genres({s.genre for s in train_raw})
+    if args.from_scratch:
+        log.info("training a %d-token byte-level BPE on %d stories…", args.vocab_size, len(train_raw))
+        tokenizer = train_tokenizer([s.line() for s in train_raw], genres, args.vocab_size, args.block_size)
+        model = build_model_from_scratch(args, tokenizer)
+    else:
+        from transformers import AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(args.model_name_or_path)
+        add_prompt_tokens(tokenizer, genres)
+        model = load_base_model(args, tokenizer)
+        genres = genres_from_special_tokens(tokenizer.all_special_tokens)
+    if args.block_size > context_window(model):
+        raise SystemExit(f"error: --block-size {args.block_size} exceeds the model's {context_window(model)} positions")
+    tokenizer.model_max_length = context_window(model)
+    eval_raw = [s for s in eval_raw if s.genre in genres]
+    data = PreparedData(
+        tokenizer=tokenizer,
+        genres=genres,
+        train_stories=tokenize_stories(train_raw, tokenizer),
+        eval_stories=tokenize_stories(eval_raw, tokenizer),
+    )
+    return data, model
+
+
+def make_datasets(args: argparse.Namespace, data: PreparedData):
+    pad_id = data.tokenizer.pad_token_id
+    if args.line_by_line:
+        repeats = balance_repeats(data.train_stories, args.balance_genres)
+        pool = [s for s, n in zip(data.train_stories, repeats, strict=True) for _ in range(n)]
+        train = LineDataset(pool, args.block_size)
+        evaluation = LineDataset(data.eval_stories, args.block_size) if data.eval_stories else None
+    else:
+        # Epochs are packed here (fresh shuffle each); the Trainer makes one pass over them.
+        train = build_packed_dataset(
+            data.train_stories, args.block_size, pad_id,
+            epochs=args.epochs, seed=args.seed, balance=args.balance_genres,
+        )
+        evaluation = (
+            build_packed_dataset(data.eval_stories, args.block_size, pad_id, epochs=1, seed=args.seed)
+            if data.eval_stories
+            else None
+        )
+        if evaluation is not None and len(evaluation) == 0:
+            evaluation = None
+    return train, evaluation
+
+
+def make_collator(args: argparse.Namespace, tokenizer):
+    from transformers import DataCollatorForLanguageModeling, default_data_collator
+
+    if args.line_by_line:
+        return DataCollatorForLanguageModeling(tokenizer, mlm=False)
+    return default_data_collator
+
+
+class TimeLimit:
+    """Stops training (with a final save) once ``minutes`` of wall time have passed."""
+
+    def __new__(cls, minutes: float):
+        from transformers import TrainerCallback
+
+        class _TimeLimit(TrainerCallback):
+            def __init__(self) -> None:
+                self.deadline = time.monotonic() + minutes * 60
+
+            def on_step_end(self, args, state, control, **kwargs):
+                if time.monotonic() >= self.deadline:
+                    log.info("time limit of %.1f min reached at step %d; stopping", minutes, state.global_step)
+                    control.should_training_stop = True
+                    control.should_save = True
+                return control
+
+        return _TimeLimit()
+
+
+def training_arguments(args: argparse.Namespace, train_size: int, has_eval: bool):
+    from transformers import TrainingArguments
+
+    return TrainingArguments(
+        output_dir=str(args.output_dir / "checkpoints"),
+        per_device_train_batch_size=args.batch_size,
+        per_device_eval_batch_size=args.batch_size,
+        gradient_accumulation_steps=args.gradient_accumulation_steps,
+        learning_rate=args.learning_rate,
+        weight_decay=args.weight_decay,
+        warmup_steps=args.warmup,
+        lr_scheduler_type=args.lr_scheduler,
+        max_steps=args.max_steps if args.max_steps else -1,
+        num_train_epochs=1 if not args.line_by_line else args.epochs,
+        logging_steps=args.logging_steps,
+        eval_strategy="steps" if has_eval and args.eval_steps else "no",
+        eval_steps=args.eval_steps or None,
+        save_strategy="steps",
+        save_steps=args.save_steps,
+        save_total_limit=2,
+        seed=args.seed,
+        data_seed=args.seed,
+        report_to="none",
+        dataloader_num_workers=0,
+        disable_tqdm=args.no_progress,
+        use_cpu=args.cpu,
+        bf16=args.bf16,
+        fp16=args.fp16,
+        max_grad_norm=1.0,
+        adam_beta2=0.99,
+    )
+
+
+def perplexity_from_loss(loss: float | None) -> float | None:
+    if loss is None or not math.isfinite(loss):
+        return None
+    return math.exp(min(loss, 50.0))
+
+
+def write_model_card(path: Path, info: dict) -> None:
+    settings = info["settings"]
+    lines = [
+        f"# {info['name']}",
+        "",
+        "A genre-conditioned GPT-2 for [storyterm](https://example.invalid/storyterm), trained with "
+        "`python -m training.train`.",
+        "",
+        "Prompt format: `<BOS> <genre> optional prompt…`; training lines `<BOS> <genre> story… <EOS>`.",
+        f"Genres: {', '.join(info['genres'])}.",
+        "",
+        "## Data",
+        "",
+        *[f"- train: `{p}`" for p in info["train_files"]],
+        *[f"- eval: `{p}`" for p in info["eval_files"]],
+        f"- training stories: {info['train_stories']} ({info['train_counts']})",
+        f"- eval stories: {info['eval_stories']}",
+        "",
+        "## Settings",
+        "",
+        "```json",
+        json.dumps(settings, indent=2),
+        "```",
+        "",
+        "## Training",
+        "",
+        f"- steps: {info['steps']}, tokens seen: {info['tokens_seen']:,}, wall time: {info['wall_minutes']:.1f} min",
+        f"- parameters: {info['parameters']:,}",
+        f"- machine: {info['machine']}",
+        f"- final training loss: {_fmt(info.get('train_loss'))}",
+        f"- eval loss: {_fmt(info.get('eval_loss'))}, eval perplexity: {_fmt(info.get('eval_perplexity'))}",
+        "",
+    ]
+    if info.get("evaluation"):
+        lines += ["## Evaluation (`python -m training.evaluate`)", "", "```json",
+                  json.dumps(info["evaluation"], indent=2), "```", ""]
+    lines += ["## Samples", "", "The first sample per genre with the default sampling settings (not cherry-picked):", ""]
+    for genre, text in info["samples"].items():
+        lines += [f"**{genre}**: {text}", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _fmt(value) -> str:
+    return "n/a" if value is None else f"{value:.4f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
+    p.add_argument("--train-file", type=Path, nargs="+", required=True, help="training line files")
+    p.add_argument("--eval-file", type=Path, nargs="*", default=[], help="line files for the perplexity eval")
+    p.add_argument("--output-dir", type=Path, default=DEFAULT_WORK_DIR / "model", help="where the checkpoint goes")
+    mode = p.add_argument_group("model")
+    mode.add_argument("--from-scratch", action="store_true", help="new tokenizer + GPT-2 config preset")
+    mode.add_argument("--model-name-or-path", default="gpt2", help="base checkpoint to fine-tune (default gpt2)")
+    mode.add_argument("--preset", choices=PRESETS, default="mini", help="GPT-2 shape for --from-scratch")
+    mode.add_argument("--n-layer", type=int, help="override the preset's layers")
+    mode.add_argument("--n-embd", type=int, help="override the preset's width")
+    mode.add_argument("--n-head", type=int, help="override the preset's heads")
+    mode.add_argument("--vocab-size", type=int, default=8000, help="BPE vocabulary for --from-scratch (8000)")
+    mode.add_argument("--dropout", type=float, default=None, help="dropout (scratch default 0.1)")
+    data = p.add_argument_group("data")
+    data.add_argument("--block-size", type=int, default=256, help="tokens per training row (256)")
+    data.add_argument("--line-by-line", action="store_true", help="one padded, truncated story per row (seed)")
+    data.add_argument("--balance-genres", type=float, default=1.0, metavar="POWER",
+                      help="repeat stories so genre g weighs n_g**POWER: 1 = as is (default), 0.5 = sqrt, 0 = flat")
+    data.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
+    opt = p.add_argument_group("optimisation")
+    opt.add_argument("--batch-size", type=int, default=16)
+    opt.add_argument("--gradient-accumulation-steps", type=int, default=1)
+    opt.add_argument("--learning-rate", type=float, default=5e-4)
+    opt.add_argument("--weight-decay", type=float, default=0.1)
+    opt.add_argument("--warmup", type=float, default=0.05, help="warm-up steps, or a fraction of all steps (0.05)")
+    opt.add_argument("--lr-scheduler", default="cosine")
+    opt.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = all epochs)")
+    opt.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this much wall time")
+    opt.add_argument("--seed", type=int, default=42)
+    run = p.add_argument_group("run")
+    run.add_argument("--logging-steps", type=int, default=20)
+    run.add_argument("--eval-steps", type=int, default=200, help="evaluate every N steps (0 = only at the end)")
+    run.add_argument("--save-steps", type=int, default=200)
+    run.add_argument("--resume", nargs="?", const=True, default=None, metavar="CHECKPOINT",
+                     help="resume from the last checkpoint in OUTPUT_DIR/checkpoints (or the one given)")
+    run.add_argument("--threads", type=int, default=0, help="CPU threads for torch (0 = torch's default)")
+    run.add_argument("--cpu", action="store_true", help="train on the CPU even if a GPU is present")
+    run.add_argument("--bf16", action="store_true")
+    run.add_argument("--fp16", action="store_true")
+    run.add_argument("--no-progress", action="store_true", help="no progress bars (for log files)")
+    run.add_argument("--skip-samples", action="store_true", help="no samples in the model card")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    setup_logging()
+    if args.dropout is None and args.from_scratch:
+        args.dropout = 0.1
+    import torch
+    from transformers import Trainer, set_seed
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    set_seed(args.seed)
+    started = time.monotonic()
+    data, model = prepare(args)
+    tokenizer = data.tokenizer
+    train_dataset, eval_dataset = make_datasets(args, data)
+    if len(train_dataset) == 0:
+        raise SystemExit("error: not enough training text for one block; lower --block-size or add data")
+    log.info("genres: %s", ", ".join(data.genres))
+    log.info("model: %s parameters, context %d; %d training rows of ≤%d tokens",
+             f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
+
+    callbacks = [TimeLimit(args.max_minutes)] if args.max_minutes else []
+    trainer = Trainer(
+        model=model,
+        args=training_arguments(args, len(train_dataset), eval_dataset is not None),
+        train_dataset=train_dataset,
+        eval_dataset=eval_dataset,
+        data_collator=make_collator(args, tokenizer),
+        processing_class=tokenizer,
+        callbacks=callbacks,
+    )
+    if args.resume is True:
+        from transformers.trainer_utils import get_last_checkpoint
+
+        resume = get_last_checkpoint(str(args.output_dir / "checkpoints"))
+        if resume is None:
+            log.info("no checkpoint to resume from in %s; starting fresh", args.output_dir / "checkpoints")
+    else:
+        resume = args.resume
+    result = trainer.train(resume_from_checkpoint=resume)
+    metrics = trainer.evaluate() if eval_dataset is not None else {}
+
+    if trainer.is_world_process_zero():
+        save_checkpoint(args, trainer, data, result, metrics, started)
+    return 0
+
+
+def save_checkpoint(args, trainer, data: PreparedData, result, metrics: dict, started: float) -> None:
+    model, tokenizer = trainer.model, data.tokenizer
+    out = args.output_dir
+    out.mkdir(parents=True, exist_ok=True)
+    model.generation_config = generation_config_for(tokenizer, data.genres)
+    trainer.save_model(str(out))  # safetensors + config + generation_config + tokenizer (processing_class)
+    (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in the model card instead
+    eval_loss = metrics.get("eval_loss")
+    samples = {} if args.skip_samples else sample_per_genre(model, tokenizer, data.genres, args.seed)
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()
+                if k not in {"train_file", "eval_file", "output_dir", "resume", "no_progress"}}
+    settings["train_rows"] = len(trainer.train_dataset)
+    tokens_seen = result.global_step * args.batch_size * args.gradient_accumulation_steps * args.block_size
+    info = {
+        "name": out.name,
+        "genres": data.genres,
+        "train_files": [str(p) for p in args.train_file],
+        "eval_files": [str(p) for p in args.eval_file],
+        "train_stories": len(data.train_stories),
+        "train_counts": ", ".join(f"{g} {n}" for g, n in _counts(data.train_stories).items()),
+        "eval_stories": len(data.eval_stories),
+        "settings": settings,
+        "steps": result.global_step,
+        "tokens_seen": tokens_seen,
+        "wall_minutes": (time.monotonic() - started) / 60,
+        "parameters": model.num_parameters(),
+        "machine": f"{platform.machine()} {platform.system()}, {trainer.args.device}, torch threads "
+                   f"{__import__('torch').get_num_threads()}",
+        "train_loss": result.training_loss,
+        "eval_loss": eval_loss,
+        "eval_perplexity": perplexity_from_loss(eval_loss),
+        "samples": samples,
+    }
+    write_json(out / "training_info.json", info)
+    write_model_card(out / "README.md", info)
+    log.info("saved %s (%d steps, %.1f min); eval perplexity %s", out, result.global_step, info["wall_minutes"],
+             _fmt(info["eval_perplexity"]))
+
+
+def _counts(stories: Sequence[TokenizedStory]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for story in stories:
+        counts[story.genre] = counts.get(story.genre, 0) + 1
+    return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
