@@ -201,7 +201,6 @@ def test_to_dict_from_dict_round_trip_with_fixed_key_order() -> None:
         (lambda d: d.update(format_version=0), "unknown format_version"),
         (lambda d: d.pop("text"), "missing field 'text'"),
         (lambda d: d.update(title=3), "'title' must be a string"),
-        (lambda d: d["settings"].update(temperature=-1), "settings: temperature"),
         (lambda d: d["passages"][0].update(parent_id="nope"), "does not name an earlier passage"),
         (lambda d: d["passages"].append(dict(d["passages"][0])), "used twice"),
         (lambda d: d.update(pending_id="ghost"), "pending_id"),
@@ -256,3 +255,48 @@ def test_text_with_pending_is_what_the_editor_shows() -> None:
     generate(draft, " there")
     assert draft.text_with_pending == "Hi there"
     assert draft.text == "Hi"
+
+
+def test_bad_settings_in_a_file_fall_back_with_a_warning_instead_of_locking_the_story() -> None:
+    draft = Draft(settings=SamplerSettings(temperature=0.7, top_k=10))
+    draft.set_text("Keep me.")
+    data = draft.to_dict()
+    data["settings"].update(temperature=-1, top_p="high", unknown_future_key=3)
+    loaded = Draft.from_dict(data)
+    assert loaded.text == "Keep me."
+    assert (loaded.settings.temperature, loaded.settings.top_p, loaded.settings.top_k) == (
+        DEFAULT_SETTINGS.temperature, DEFAULT_SETTINGS.top_p, 10)
+    assert len(loaded.load_warnings) == 2
+    assert any("temperature" in w for w in loaded.load_warnings)
+    assert Draft.from_dict(draft.to_dict()).load_warnings == []
+
+
+def test_whatever_enters_the_tree_can_be_saved_and_loaded() -> None:
+    draft = Draft()
+
+    class NumpyLikeInt:
+        def __index__(self) -> int:
+            return 42
+
+    take = draft.add_alternative("x", genre=None, settings={}, seed=NumpyLikeInt(), model="m")
+    assert take.seed == 42 and type(take.seed) is int
+    for bad in (
+        dict(seed=True),
+        dict(settings={"t": float("nan")}),
+        dict(settings={"t": object()}),
+        dict(model=None),
+        dict(genre=3),
+    ):
+        arguments = dict(genre=None, settings={}, seed=None, model="m") | bad
+        with pytest.raises(TypeError):
+            draft.add_alternative("y", **arguments)
+    with pytest.raises(TypeError):
+        draft.add_alternative(None, genre=None, settings={}, seed=None, model="m")
+    with pytest.raises(TypeError):
+        draft.set_text(None)
+    with pytest.raises(TypeError):
+        draft.title = None
+    with pytest.raises(TypeError):
+        draft.settings = {"temperature": 1}
+    assert [p.text for p in draft.passages] == ["x"]
+    assert Draft.from_dict(draft.to_dict()).to_dict() == draft.to_dict()

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import operator
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -117,14 +118,16 @@ class Draft:
         created_at: str | None = None,
         updated_at: str | None = None,
     ) -> None:
-        self._title = title
-        self._genre = genre
-        self._memory = memory
+        if not isinstance(settings, SamplerSettings):
+            raise TypeError(f"settings must be SamplerSettings, got {type(settings).__name__}")
+        self._title = _require_str("title", title)
+        self._genre = None if genre is None else _require_str("genre", genre)
+        self._memory = _require_str("memory", memory)
         self._settings = settings
-        self._model_id = model_id
+        self._model_id = _require_str("model_id", model_id)
         self.created_at = created_at or now_iso()
         self.updated_at = updated_at or self.created_at
-        self._text = text
+        self._text = _require_str("text", text)
         self._pending_id: str | None = None
         self._head_id: str | None = None
         self._passages: dict[str, Passage] = {}
@@ -132,6 +135,8 @@ class Draft:
         self._redo: list[_Step] = []
         self._coalescing = False
         self._digest_cache: tuple[str, str] | None = None
+        # What from_dict had to repair (shown to the writer once; not saved).
+        self.load_warnings: list[str] = []
         # Bumped on every change (not saved): the autosaver compares it with the revision it last wrote.
         self.revision = 0
 
@@ -142,7 +147,7 @@ class Draft:
 
     @title.setter
     def title(self, value: str) -> None:
-        self._title = value
+        self._title = _require_str("title", value)
         self._touch()
 
     @property
@@ -151,7 +156,7 @@ class Draft:
 
     @genre.setter
     def genre(self, value: str | None) -> None:
-        self._genre = value
+        self._genre = None if value is None else _require_str("genre", value)
         self._touch()
 
     @property
@@ -160,7 +165,7 @@ class Draft:
 
     @memory.setter
     def memory(self, value: str) -> None:
-        self._memory = value
+        self._memory = _require_str("memory", value)
         self._touch()
 
     @property
@@ -169,6 +174,8 @@ class Draft:
 
     @settings.setter
     def settings(self, value: SamplerSettings) -> None:
+        if not isinstance(value, SamplerSettings):
+            raise TypeError(f"settings must be SamplerSettings, got {type(value).__name__}")
         self._settings = value
         self._touch()
 
@@ -178,7 +185,7 @@ class Draft:
 
     @model_id.setter
     def model_id(self, value: str) -> None:
-        self._model_id = value
+        self._model_id = _require_str("model_id", value)
         self._touch()
 
     # ----- reading -----
@@ -302,6 +309,7 @@ class Draft:
         Consecutive calls coalesce into one undo step unless ``coalesce=False``. A pending passage is hidden
         (it stays in the tree) because the story no longer ends where it was generated.
         """
+        _require_str("text", text)
         if text == self._text:
             return
         if not (coalesce and self._coalescing):
@@ -327,17 +335,26 @@ class Draft:
     ) -> Passage:
         """Record a finished or stopped generation that continued the current story; it becomes the pending
         passage. Called again at the same spot it adds a sibling (regenerate)."""
+        # Checked here, not at save time: whatever enters the tree must save and load again.
         settings_dict = settings.to_dict() if isinstance(settings, SamplerSettings) else dict(settings)
+        try:
+            _check_json_values(settings_dict, "settings")
+        except DraftFormatError as error:
+            raise TypeError(str(error)) from None
+        if seed is not None:
+            if isinstance(seed, bool):
+                raise TypeError("seed must be a whole number or None")
+            seed = operator.index(seed)  # numpy / torch integers become int
         passage = Passage(
             id=self._new_id(),
             parent_id=self._parent_for_new(),
-            text=text,
-            genre=genre,
+            text=_require_str("text", text),
+            genre=None if genre is None else _require_str("genre", genre),
             settings=settings_dict,
             seed=seed,
-            model=model,
+            model=_require_str("model", model),
             created_at=now_iso(),
-            stopped=stopped,
+            stopped=bool(stopped),
             context_length=len(self._text),
             context_digest=self._text_digest(),
         )
@@ -499,11 +516,12 @@ class Draft:
             )
         if version < 1:
             raise DraftFormatError(f"unknown format_version {version}")
+        warnings: list[str] = []
         draft = cls(
             title=_field(data, "title", str),
             genre=_field(data, "genre", str, optional=True),
             memory=_field(data, "memory", str),
-            settings=_settings(_field(data, "settings", dict)),
+            settings=_settings(_field(data, "settings", dict), warnings),
             model_id=_field(data, "model_id", str),
             text=_field(data, "text", str),
             created_at=_field(data, "created_at", str),
@@ -528,8 +546,15 @@ class Draft:
         if pending_id is not None and draft._passages[pending_id].continues(draft._text):
             draft._pending_id = pending_id
         draft._head_id = head_id
+        draft.load_warnings = warnings
         draft.revision = 0
         return draft
+
+
+def _require_str(name: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
+    return value
 
 
 # ----- validation helpers for from_dict -----
@@ -559,11 +584,23 @@ def _field(data: dict, key: str, kind: type, *, optional: bool = False, where: s
     return value
 
 
-def _settings(raw: dict) -> SamplerSettings:
+def _settings(raw: dict, warnings: list[str]) -> SamplerSettings:
+    """The draft's sampler settings. A bad value (a hand edit, an older range) must not lock the writer out of
+    the story: it falls back to the default for that setting, with a warning."""
     try:
         return SamplerSettings.from_dict(raw).validate()
-    except SettingsError as error:
-        raise DraftFormatError(f"settings: {error}") from None
+    except (SettingsError, TypeError):
+        pass
+    settings = DEFAULT_SETTINGS
+    known = {f.name for f in fields(SamplerSettings)}
+    for key, value in raw.items():
+        if key not in known:
+            continue
+        try:
+            settings = settings.with_changes(**{key: value}).validate()
+        except (SettingsError, TypeError) as error:
+            warnings.append(f"settings: {error}; using {getattr(DEFAULT_SETTINGS, key)!r}")
+    return settings
 
 
 def _check_json_values(value: Any, where: str, depth: int = 0) -> None:
