@@ -69,3 +69,56 @@ def test_sigkill_during_saves_never_breaks_the_file(tmp_path: Path) -> None:
     assert saved_rounds >= ROUNDS // 3  # the kills really interrupted a saving process many times
     # Leftover temp files from killed saves are hidden (dot-names) and never taken for the draft.
     assert {p.name for p in tmp_path.iterdir() if not p.name.startswith(".")} <= {"crash.json", "crash.json.bak"}
+
+
+def write_and_accept_forever(path: Path, report_fd: int) -> None:
+    """A writer session as the TUI drives it: type, generate, accept, autosave after each accept."""
+    from storyterm.engine.settings import DEFAULT_SETTINGS
+    from storyterm.story.autosave import Autosaver
+
+    draft = load_draft(path)
+    autosaver = Autosaver(draft, path)
+    count = sum(1 for p in draft.passages if p.accepted)
+    while True:
+        draft.set_text(draft.text + " and then")
+        autosaver.note_edit()
+        for take in range(2):
+            draft.add_alternative(f" [take {count}.{take}]" + " words" * 500, genre=None, settings=DEFAULT_SETTINGS,
+                                  seed=take, model="m")
+        draft.accept()
+        autosaver.save_now()
+        count += 1
+        os.write(report_fd, f"{count}\n".encode())  # reported only once the save returned
+
+
+@pytest.mark.skipif(not hasattr(os, "fork") or sys.platform == "darwin", reason="needs fork")
+def test_sigkill_never_loses_an_accepted_passage(tmp_path: Path) -> None:
+    path = tmp_path / "session.json"
+    save_draft(Draft("Accepts"), path)
+    rng = random.Random(99)
+    best = 0
+    for _ in range(12):
+        read_fd, write_fd = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            try:
+                os.close(read_fd)
+                write_and_accept_forever(path, write_fd)
+            finally:
+                os._exit(1)
+        os.close(write_fd)
+        time.sleep(rng.uniform(0.01, 0.1))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+        with os.fdopen(read_fd, "rb") as reports:
+            lines = reports.read().decode().split()
+        confirmed = int(lines[-1]) if lines else 0
+        draft = load_draft(path)
+        accepted = [p for p in draft.passages if p.accepted]
+        assert len(accepted) >= confirmed
+        for passage in accepted:  # every accepted take is in the story, the alternative beside it in the tree
+            assert passage.text in draft.text
+            siblings = [p for p in draft.passages if p.context_digest == passage.context_digest]
+            assert len(siblings) == 2
+        best = max(best, confirmed)
+    assert best >= 5  # the child really got through many accept + save cycles before the kills

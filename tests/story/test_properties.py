@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
@@ -141,8 +143,10 @@ class DraftMachine(RuleBasedStateMachine):
 
 
 TestDraftMachine = DraftMachine.TestCase
+# STORYTERM_PROPERTY_EXAMPLES=2000 for a long run; the default keeps the suite fast.
+EXAMPLES = int(os.environ.get("STORYTERM_PROPERTY_EXAMPLES", "60"))
 TestDraftMachine.settings = settings(
-    max_examples=60, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+    max_examples=EXAMPLES, stateful_step_count=25, deadline=None, suppress_health_check=[HealthCheck.too_slow]
 )
 
 

@@ -119,3 +119,23 @@ def test_markers_from_other_hosts_are_left_alone(tmp_path: Path) -> None:
 def test_missing_folder_means_no_crash(tmp_path: Path) -> None:
     assert find_crashed_sessions(tmp_path / "none") == []
 
+
+
+def test_start_in_an_unusable_folder_is_a_one_line_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(DraftFileError, match="session"):
+        Session.start(None, blocker / "sessions")
+
+
+def test_start_fails_cleanly_when_the_marker_cannot_be_written(tmp_path: Path, monkeypatch) -> None:
+    import storyterm.story.session as session_module
+
+    def full(*args, **kwargs):
+        raise DraftFileError(args[0], "could not save: the disk is full; nothing was written")
+
+    monkeypatch.setattr(session_module, "write_atomic", full)
+    folder = tmp_path / "sessions"
+    with pytest.raises(DraftFileError, match="disk is full"):
+        Session.start(None, folder)
+    assert list(folder.iterdir()) == []  # no orphan lock left behind

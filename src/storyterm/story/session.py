@@ -67,9 +67,17 @@ class Session:
             raise DraftFileError(folder, f"cannot create the session folder: {error.strerror or error}") from None
         name = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
         marker = folder / f"{name}{MARKER_SUFFIX}"
-        lock_handle = _take_lock(marker.with_suffix(LOCK_SUFFIX))  # lock first: never a marker without it
+        lock_path = marker.with_suffix(LOCK_SUFFIX)
+        try:
+            lock_handle = _take_lock(lock_path)  # lock first: never a marker without its lock
+        except OSError as error:
+            raise DraftFileError(lock_path, f"cannot create the session lock: {error.strerror or error}") from None
         session = cls(marker, lock_handle, Path(draft_path) if draft_path else None)
-        session._write()
+        try:
+            session._write()
+        except DraftFileError:
+            session.close()
+            raise
         return session
 
     def set_draft(self, draft_path: Path | None) -> None:
