@@ -157,3 +157,13 @@ def test_cuda_without_gpu_fails_before_loading(monkeypatch: pytest.MonkeyPatch, 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     with pytest.raises(DeviceError):
         load_model(ModelSpec(str(tiny_checkpoint), device="cuda"))
+
+
+def test_hub_id_not_cached_and_hub_unreachable_fails_fast(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # discard port: nothing listens, refused at once
+    assert not loading.hub_offline()
+    assert not loading.hub_reachable(timeout=1)
+    with pytest.raises(ModelLoadError, match="hub cannot be reached"):
+        load_model(ModelSpec("someone/not-cached"))
