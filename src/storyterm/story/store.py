@@ -1,16 +1,20 @@
 """Draft files: one human-readable JSON file per draft, written atomically with the previous version kept.
 
-File format: ``Draft.to_dict()`` as UTF-8 JSON, indented, keys in a fixed order, ``format_version`` first.
+File format: ``Draft.to_dict()`` as UTF-8 JSON: one top-level field per line in a fixed order
+(``format_version`` first), one passage per line. The same draft always gives the same bytes.
 
 Writing (``save_draft``): the new content goes to a temp file in the same folder, is flushed and fsynced, the
 current file is hard-linked (or copied) to ``NAME.json.bak``, the temp file replaces the draft with
 ``os.replace``, and the folder is fsynced. At every instant the draft path holds either the old or the new
-complete file; a failed save removes its temp file and leaves the previous file as it was.
+complete file; a failed save removes its temp file and leaves the previous file as it was, and says so.
 
 Reading (``load_draft``) refuses, with a one-line :class:`DraftFileError` naming the file and the cause: a missing
-file, a file over ``MAX_DRAFT_BYTES``, bytes that are not UTF-8, invalid JSON, a newer or unknown
-``format_version``, or content that is not a draft. A path whose file exists but could not be read is
-remembered, and ``save_draft`` refuses to write over it until it loads again: the writer must pick another name.
+file, a file over ``MAX_DRAFT_BYTES`` (checked before reading), bytes that are not UTF-8, invalid JSON, a newer or
+unknown ``format_version``, or content that is not a draft.
+
+Never written over (``save_draft`` raises instead): a path whose file exists but could not be read in this
+process (until it loads again), an existing file that is not a readable draft, and a draft that another program
+changed since this process last read or wrote it (``replace_changed=True`` once the writer confirmed).
 """
 
 from __future__ import annotations
@@ -79,6 +83,13 @@ def refused_reason(path: Path) -> str | None:
 def _remember_refusal(path: Path, cause: str) -> None:
     with _refused_lock:
         _refused[_key(path)] = cause
+
+
+def _check_refusal(path: Path) -> None:
+    """A file that could not be read is never written over (once it is gone, there is nothing to protect)."""
+    reason = refused_reason(path)
+    if reason is not None and os.path.lexists(path):
+        raise DraftFileError(path, f"not saved over: the file could not be read ({reason}); save under another name")
 
 
 def _forget_refusal(path: Path) -> None:
@@ -258,9 +269,10 @@ def save_draft(draft: Draft, path: Path, *, replace_changed: bool = False) -> No
         content = encode_draft(draft)
     except (ValueError, TypeError) as error:
         raise DraftFileError(path, f"not saved: the draft holds a value JSON cannot store ({error})") from None
-    if refused_reason(path) is None:
-        _check_overwrite(path, replace_changed=replace_changed)
+    _check_refusal(path)
+    _check_overwrite(path, replace_changed=replace_changed)
     write_atomic(path, content, keep_backup=True)
+    _forget_refusal(path)  # what is there now is ours
     _record_stamp(path)
 
 
@@ -273,11 +285,7 @@ def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False, exclu
     Refuses a path that could not be read earlier in this process. A symlink is followed (the file it points
     to is replaced, the link stays). ``exclusive``: only create, never replace (raises _NameTaken)."""
     path = Path(path)
-    reason = refused_reason(path)
-    if reason is not None:
-        raise DraftFileError(
-            path, f"not saved over: the file could not be read ({reason}); save under another name"
-        )
+    _check_refusal(path)
     target = Path(os.path.realpath(path)) if os.path.islink(path) else path
     folder = target.parent
     exists = os.path.exists(target)
