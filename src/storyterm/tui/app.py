@@ -27,7 +27,9 @@ from storyterm.config import DEFAULT_KEYS, Config, load_config, save_config
 from storyterm.engine.errors import StorytermError
 from storyterm.engine.prompt import title_prompt
 from storyterm.engine.settings import SamplerSettings
-from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path, save_draft
+from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path
+from storyterm.story.autosave import Autosaver
+from storyterm.story.session import Session, find_crashed_sessions
 from storyterm.tui.widgets.editor import StoryEditor, editor_form
 from storyterm.tui.widgets.genre_picker import GenrePicker
 from storyterm.tui.widgets.parameter_panel import ParameterPanel
@@ -40,19 +42,19 @@ if TYPE_CHECKING:
     Loader = Callable[[ModelSpec, Callable[[str], None]], LoadedModel]
     EngineFactory = Callable[[LoadedModel], StoryEngine]
 
-AUTOSAVE_DELAY_S = 2.0
+AUTOSAVE_TICK_S = 0.25
 CONTEXT_USAGE_DELAY_S = 0.4
 
 # (binding id, action, footer label, description for help/palette, shown in footer, priority)
 ACTIONS: list[tuple[str, str, str, str, bool, bool]] = [
     ("generate", "generate", "Generate", "Generate a passage at the end of the story", True, True),
     ("accept", "accept", "Accept", "Accept the pending passage into the story", True, True),
-    ("stop", "stop", "Stop/Dismiss", "Stop the running generation, or dismiss the pending passage", True, False),
+    ("stop", "stop", "Stop/Dismiss", "Stop generating, or dismiss the pending passage", True, False),
     ("regenerate", "regenerate", "Regenerate", "Generate another alternative for the same spot", True, True),
     ("next_alternative", "cycle(1)", "Next alt", "Show the next alternative", False, True),
     ("previous_alternative", "cycle(-1)", "Prev alt", "Show the previous alternative", False, True),
     ("extend", "extend", "Extend", "Accept the pending passage and generate the next one", True, True),
-    ("undo", "undo", "Undo", "Undo (typing, accepts, generations; alternatives are never lost)", False, True),
+    ("undo", "undo", "Undo", "Undo typing, accepts and generations", False, True),
     ("redo", "redo", "Redo", "Redo", False, True),
     ("save", "save", "Save", "Save the draft", True, True),
     ("open", "open", "Open", "Open a draft", False, True),
@@ -99,6 +101,7 @@ class StorytermApp(App[int]):
         config_path: Path | None = None,
         drafts_dir: Path | None = None,
         handle_signals: bool = False,
+        use_session: bool = False,
         debug: bool = False,
     ) -> None:
         super().__init__()
@@ -126,9 +129,11 @@ class StorytermApp(App[int]):
         self._stream: GenerationStream | None = None
         self._generate_when_loaded = False
         self._accept_when_stopped = False
-        self._autosave_timer: Timer | None = None
         self._context_timer: Timer | None = None
-        self._saved_revision = -1
+        self._save_error: str | None = None
+        self.use_session = use_session
+        self.session: Session | None = None
+        self.autosaver: Autosaver
 
         self.draft_path: Path | None = draft_path
         self._draft_error: str | None = None
@@ -169,7 +174,6 @@ class StorytermApp(App[int]):
         self.editor.focus()
         self.editor.move_cursor(self.editor.document.end)
         self.picker.set_title(self.draft.title if self.draft.title != "Untitled" else "")
-        self._saved_revision = self.draft.revision
         self._refresh_editor()
         self._update_status()
         for warning in self._config_warnings:
@@ -180,6 +184,13 @@ class StorytermApp(App[int]):
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
                 loop.add_signal_handler(signum, self._terminate)
+        self.set_interval(AUTOSAVE_TICK_S, self._autosave_tick)
+        if self.use_session:
+            self._offer_recovery()
+            try:
+                self.session = Session.start(self.draft_path)
+            except (StorytermError, OSError) as error:
+                self.notify(f"no crash-recovery marker: {_first_line(error)}", severity="warning")
         self.status.set(load_state="loading")
         self.load_model(self.spec)
 
@@ -387,7 +398,7 @@ class StorytermApp(App[int]):
         self.draft.accept()
         self.editor.show(self.draft.text, "")
         self.editor.accept_pending()
-        self._story_changed(save_now=True)
+        self._story_changed()
 
     def action_cycle(self, step: int) -> None:
         alternatives = self.draft.alternatives()
@@ -397,7 +408,7 @@ class StorytermApp(App[int]):
         index = self.draft.alternative_index
         self.draft.select_alternative((index if index is not None else -step) + step)
         self._refresh_editor()
-        self._story_changed(save_now=True)
+        self._story_changed()
 
     def action_undo(self) -> None:
         if not self.draft.undo():
@@ -450,15 +461,16 @@ class StorytermApp(App[int]):
         story = self.editor.story_text
         if story != editor_form(self.draft.text):
             self.draft.set_text(story)  # also hides a pending passage the writer typed over
-            self._story_changed()
+            self._story_changed(typing=True)
 
-    def _story_changed(self, save_now: bool = False) -> None:
+    def _story_changed(self, *, typing: bool = False) -> None:
+        """After every change: typing is saved by the autosave tick, anything structural right away."""
+        if typing:
+            self.autosaver.note_edit()
+        else:
+            self.save_now()
         self._update_status()
         self._schedule_context_usage(CONTEXT_USAGE_DELAY_S)
-        if save_now:
-            self.autosave()
-        else:
-            self._schedule_autosave()
 
     def _refresh_editor(self) -> None:
         pending = self.draft.pending
@@ -472,20 +484,19 @@ class StorytermApp(App[int]):
         self.config.settings = message.settings
         self.config.preset = message.preset
         self._remember_config()
-        self._schedule_autosave()
+        self._story_changed()
 
     @on(ParameterPanel.MemoryChanged)
     def _memory_changed(self, message: ParameterPanel.MemoryChanged) -> None:
         self.draft.memory = message.memory
-        self._schedule_autosave()
-        self._schedule_context_usage(CONTEXT_USAGE_DELAY_S)
+        self._story_changed(typing=True)
 
     @on(GenrePicker.GenreChosen)
     def _genre_chosen(self, message: GenrePicker.GenreChosen) -> None:
         self.draft.genre = message.genre
         self.config.genre = message.genre
         self._remember_config()
-        self._schedule_autosave()
+        self._story_changed()
 
     @on(GenrePicker.StarterChosen)
     def _starter_chosen(self, message: GenrePicker.StarterChosen) -> None:
@@ -540,7 +551,7 @@ class StorytermApp(App[int]):
             load_state=state,
             context_window=loaded.context_window if loaded else None,
             draft_name=self.draft_path.stem if self.draft_path else self.draft.title,
-            saved=self.draft.revision == self._saved_revision or not self._worth_saving(),
+            saved=not self.autosaver.dirty or not self._worth_saving(),
             alternative=(index + 1, count) if index is not None and count > 1 else None,
         )
 
@@ -563,54 +574,83 @@ class StorytermApp(App[int]):
         self.status.set(context_used=used, context_window=window)
 
     # -- drafts -------------------------------------------------------------------------------------------------
+    # Saving follows storyterm.story.autosave: typing is saved ~1.5 s after the first unsaved keystroke (a 0.25 s
+    # tick), structural changes (accept, generate, switch, dismiss, undo, settings) at once, and on quit/SIGTERM.
 
     def _open_or_new(self, path: Path | None) -> Draft:
         if path is not None and path.exists():
             try:
-                return load_draft(path)
+                draft = load_draft(path)
             except StorytermError as error:
                 self._draft_error = f"{error} — started a new draft instead"
                 self.draft_path = None
-        return self._new_draft()
+            else:
+                self.autosaver = Autosaver(draft, path, saved=True)
+                return draft
+        draft = self._new_draft()
+        if path is not None:
+            draft.title = path.stem.replace("-", " ").replace("_", " ").strip() or draft.title
+        self.autosaver = Autosaver(draft, path or new_draft_path(draft.title, self.drafts_dir), saved=False)
+        self.draft_path = None
+        return draft
 
     def _new_draft(self) -> Draft:
         return Draft(genre=self.config.genre, settings=self.config.settings)
 
-    def _schedule_autosave(self) -> None:
-        self._update_status()
-        if self._autosave_timer is not None:
-            self._autosave_timer.stop()
-        self._autosave_timer = self.set_timer(AUTOSAVE_DELAY_S, self.autosave)
-
     def _worth_saving(self) -> bool:
+        """A new draft gets its file with its first words, not when the app merely opened."""
         return self.draft_path is not None or bool(self.draft.text.strip() or self.draft.passages)
 
-    def autosave(self) -> bool:
-        if self.draft.revision == self._saved_revision or not self._worth_saving():
-            return True  # unchanged, or nothing worth a file yet
-        return self.save()
-
-    def save(self) -> bool:
-        self.draft.break_undo_group()
-        if self.draft_path is None:
-            self.draft_path = new_draft_path(self.draft.title, self.drafts_dir)
+    def _autosave_tick(self) -> None:
+        if not self._worth_saving():
+            return
         try:
-            save_draft(self.draft, self.draft_path)
+            saved = self.autosaver.maybe_save()
         except StorytermError as error:
-            self.notify(str(error), title="Not saved", severity="error")
+            self._report_save_error(error)
+            return
+        if saved:
+            self._after_save()
+
+    def save_now(self, *, force: bool = False) -> bool:
+        """Save at once if anything is unsaved; False (with a notification) when the save failed."""
+        if not (force or self._worth_saving()):
+            return True
+        try:
+            saved = self.autosaver.save_now()
+        except StorytermError as error:
+            self._report_save_error(error)
             return False
-        self._saved_revision = self.draft.revision
-        self._update_status()
+        if saved or force:
+            self._after_save()
         return True
 
+    def _after_save(self) -> None:
+        first_save = self.draft_path is None
+        self.draft_path = self.autosaver.path
+        self._save_error = None
+        if first_save and self.session is not None:
+            self._session_call(self.session.set_draft, self.draft_path)
+        self._update_status()
+
+    def _report_save_error(self, error: StorytermError) -> None:
+        if str(error) != self._save_error:  # one notification per distinct failure, not one per tick
+            self._save_error = str(error)
+            self.notify(str(error), title="Not saved", severity="error", timeout=10)
+        self._update_status()
+
     def action_save(self) -> None:
-        if self.save():
+        self.draft.break_undo_group()
+        if not self.autosaver.dirty and self.draft_path is not None:
+            self.notify(f"Saved {self.draft_path}", timeout=2)
+        elif self.save_now(force=True):
             self.notify(f"Saved {self.draft_path}", timeout=2)
 
     def action_new(self) -> None:
-        if not self.autosave():
+        if not self.save_now():
             return
-        self._switch_draft(self._new_draft(), None)
+        draft = self._new_draft()
+        self._switch_draft(draft, Autosaver(draft, new_draft_path(draft.title, self.drafts_dir), saved=False), None)
         self.picker.set_title("")
 
     def action_open(self) -> None:
@@ -632,15 +672,14 @@ class StorytermApp(App[int]):
         except StorytermError as error:
             self.notify(str(error), title="Not opened", severity="error")
             return
-        if not self.autosave():
+        if not self.save_now():
             return
-        self._switch_draft(draft, path)
+        self._switch_draft(draft, Autosaver(draft, path, saved=True), path)
 
-    def _switch_draft(self, draft: Draft, path: Path | None) -> None:
-        self.draft, self.draft_path = draft, path
-        self._saved_revision = draft.revision if path is not None else -1
-        if path is None:
-            self._saved_revision = draft.revision
+    def _switch_draft(self, draft: Draft, autosaver: Autosaver, path: Path | None) -> None:
+        self.draft, self.autosaver, self.draft_path = draft, autosaver, path
+        if self.session is not None:
+            self._session_call(self.session.set_draft, path)
         self.panel.set_settings(draft.settings)
         self.panel.set_memory(draft.memory)
         self.picker.set_title(draft.title if draft.title != "Untitled" else "")
@@ -655,18 +694,66 @@ class StorytermApp(App[int]):
         self._update_status()
         self._schedule_context_usage(0)
 
-    async def action_quit(self) -> None:
+    def _offer_recovery(self) -> None:
+        """A previous run died without closing: offer its newest autosaved draft."""
+        crashed = find_crashed_sessions()
+        offer = next((c for c in crashed if c.draft_path is not None), None)
+        if offer is None:
+            for stale in crashed:
+                stale.discard()
+            return
+        from storyterm.tui.screens.confirm import ConfirmScreen
+
+        when = f" (autosaved {offer.last_saved:%Y-%m-%d %H:%M})" if offer.last_saved else ""
+        question = f"storyterm did not close cleanly. Reopen {offer.draft_path.name}{when}?"
+
+        def answered(yes: bool | None) -> None:
+            for stale in crashed:
+                stale.discard()
+            if not yes:
+                return
+            try:
+                draft, path = offer.load_newest()
+            except StorytermError as error:
+                self.notify(str(error), title="Not recovered", severity="error")
+                return
+            if not self.save_now():
+                return
+            if path != offer.draft_path:  # only the backup was readable: keep it under a new name
+                path = new_draft_path(draft.title, self.drafts_dir)
+                self._switch_draft(draft, Autosaver(draft, path, saved=False), None)
+                self.save_now(force=True)
+            else:
+                self._switch_draft(draft, Autosaver(draft, path, saved=True), path)
+            self.notify(f"Recovered {path.name}", timeout=4)
+
+        self.push_screen(ConfirmScreen(question, yes="Reopen", no="Discard"), answered)
+
+    def _session_call(self, method: Callable[..., Any], *args: Any) -> None:
+        try:
+            method(*args)
+        except (StorytermError, OSError) as error:
+            self.notify(f"session marker: {_first_line(error)}", severity="warning")
+
+    def _final_save(self) -> None:
         if self._stream is not None:
             self._stream.cancel()
-        self.autosave()
+        self.save_now()
+        if self.session is not None and not self.autosaver.dirty:
+            self._session_call(self.session.close)
+
+    async def action_quit(self) -> None:
+        self._final_save()
         self.exit(0)
 
     def _terminate(self) -> None:
         """SIGTERM / SIGHUP: save, then leave."""
-        if self._stream is not None:
-            self._stream.cancel()
-        self.autosave()
+        self._final_save()
         self.exit(0)
+
+    def on_unmount(self) -> None:
+        if self._stream is not None:
+            self._stream.cancel()  # never leave a generation thread running behind a closed app
 
     # -- screens ------------------------------------------------------------------------------------------------
 
@@ -735,6 +822,6 @@ def _first_line(error: BaseException) -> str:
 
 def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) -> int:
     """Entry point for the CLI: runs the app in the terminal, returns the exit code."""
-    app = StorytermApp(draft_path, spec, handle_signals=True, debug=debug)
+    app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug)
     code = app.run()
     return code if isinstance(code, int) else 0

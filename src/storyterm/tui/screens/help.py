@@ -6,7 +6,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
 from textual.screen import ModalScreen
-from textual.widgets import DataTable, Label
+from textual.widgets import DataTable, Label, Static
 
 
 class HelpScreen(ModalScreen[None]):
@@ -24,7 +24,7 @@ class HelpScreen(ModalScreen[None]):
             for keys, description in self.rows:
                 table.add_row(keys, description)
             yield table
-            yield Label(
+            yield Static(
                 "Pending text (dim italic) is not part of the story until accepted. "
                 "Rebind keys in the [keys] table of config.toml. Ctrl+P opens the command palette.",
                 classes="dialog-hint",

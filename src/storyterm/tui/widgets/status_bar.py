@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from rich.markup import escape
+from rich.text import Text
 from textual.widgets import Static
 
 
@@ -25,7 +25,7 @@ class StatusInfo:
 
 class StatusBar(Static):
     def __init__(self, **kwargs) -> None:
-        super().__init__("", markup=True, **kwargs)
+        super().__init__("", markup=False, **kwargs)
         self.info = StatusInfo()
         self._render_info()
 
@@ -48,13 +48,11 @@ class StatusBar(Static):
             if info.context_used is not None and info.context_window
             else "ctx —"
         )
-        parts = [
-            f"[b]{escape(info.model)}[/b] {escape(info.device)} {escape(info.dtype)}",
-            escape(info.load_state),
-            f"{speed} {ttft}",
-            context,
+        parts: list[str | tuple[str, str]] = [
+            (info.model, "bold"), f" {info.device} {info.dtype}", " │ ", info.load_state, " │ ",
+            f"{speed} {ttft}", " │ ", context,
         ]
         if info.alternative is not None:
-            parts.append(f"alt {info.alternative[0]}/{info.alternative[1]}")
-        parts.append(f"{escape(info.draft_name)}{'' if info.saved else ' ●'}")
-        self.update(" │ ".join(parts))
+            parts += [" │ ", f"alt {info.alternative[0]}/{info.alternative[1]}"]
+        parts += [" │ ", info.draft_name, ("" if info.saved else " ●", "bold")]
+        self.update(Text.assemble(*parts, no_wrap=True, overflow="ellipsis"))
