@@ -150,7 +150,13 @@ TestDraftMachine.settings = settings(
 )
 
 
-json_scalars = st.none() | st.booleans() | st.integers(-(2**63), 2**63) | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8)
+json_scalars = (
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**63), 2**63)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=8)
+)
 any_text = st.text(max_size=40)
 
 
@@ -160,7 +166,10 @@ any_text = st.text(max_size=40)
     genre=st.none() | st.sampled_from(["horror", "sci_fi", "drama"]),
     memory=any_text,
     story=any_text,
-    takes=st.lists(st.tuples(any_text, st.booleans(), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)), max_size=5),
+    takes=st.lists(
+        st.tuples(any_text, st.booleans(), st.dictionaries(st.text(max_size=5), json_scalars, max_size=3)),
+        max_size=5,
+    ),
     settings_=st.builds(SamplerSettings, temperature=st.floats(0.1, 5), top_k=st.integers(0, 100),
                         seed=st.none() | st.integers(0, 2**32 - 1)),
     accept_first=st.booleans(),

@@ -32,9 +32,8 @@ def test_clean_exit_leaves_no_marker(tmp_path: Path) -> None:
 
 def test_context_manager_keeps_marker_on_exception(tmp_path: Path) -> None:
     folder = tmp_path / "sessions"
-    with pytest.raises(RuntimeError):
-        with Session.start(None, folder):
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), Session.start(None, folder):
+        raise RuntimeError("boom")
     # an exception is not a clean exit: the marker stays for the next start to find
     assert any(p.suffix == ".json" for p in folder.iterdir())
 

@@ -22,7 +22,9 @@ class DraftNotFoundError(StorytermError):
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     drafts = subparsers.add_parser("drafts", help="list saved drafts", description="List saved drafts, newest first.")
-    drafts.add_argument("--folder", type=Path, default=None, help="drafts folder (default: storyterm's user data folder)")
+    drafts.add_argument(
+        "--folder", type=Path, default=None, help="drafts folder (default: storyterm's user data folder)"
+    )
     drafts.set_defaults(func=run_drafts)
 
     export = subparsers.add_parser(
@@ -81,7 +83,11 @@ def resolve_draft(name: str, folder: Path | None = None) -> Path:
         if path.is_file():
             return path
     wanted = " ".join(name.split()).casefold()
-    matches = [info.path for info in list_drafts(folder) if not info.error and " ".join(info.title.split()).casefold() == wanted]
+    matches = [
+        info.path
+        for info in list_drafts(folder)
+        if not info.error and " ".join(info.title.split()).casefold() == wanted
+    ]
     if len(matches) == 1:
         return matches[0]
     if matches:
