@@ -89,3 +89,19 @@ def test_cli_main_runs_the_story_commands(tmp_path: Path, capsys) -> None:
     captured = capsys.readouterr()
     assert code == 1
     assert "no draft 'missing-draft'" in captured.err and len(captured.err.strip().splitlines()) == 1
+
+
+def test_import_creates_a_new_draft(tmp_path: Path, capsys) -> None:
+    source = tmp_path / "old-notes.txt"
+    source.write_text("Once there was a lighthouse.\n", "utf-8")
+    folder = tmp_path / "drafts"
+    assert run(["import", str(source), "--genre", "Sci-Fi", "--folder", str(folder)]) == 0
+    assert "'Old notes' (5 words)" in capsys.readouterr().out
+    (path,) = folder.iterdir()
+    assert run(["export", path.name, "--folder", str(folder)]) == 0
+    assert capsys.readouterr().out == "# Old notes\n\n*Genre: Sci-Fi*\n\nOnce there was a lighthouse.\n"
+    with pytest.raises(StorytermError, match="--genre"):
+        run(["import", str(source), "--genre", "!!", "--folder", str(folder)])
+    with pytest.raises(DraftFileError, match="no such file"):
+        run(["import", str(tmp_path / "missing.txt"), "--folder", str(folder)])
+    assert len(list(folder.iterdir())) == 1

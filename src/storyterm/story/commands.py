@@ -1,4 +1,4 @@
-"""CLI subcommands of the story package: ``storyterm drafts`` and ``storyterm export``.
+"""CLI subcommands of the story package: ``storyterm drafts``, ``storyterm export`` and ``storyterm import``.
 
 ``storyterm.cli`` calls :func:`register` with its subparsers; every subparser sets ``func`` to a handler
 ``(args) -> int``. Expected failures raise StorytermError subclasses, which the CLI prints as one line.
@@ -12,11 +12,15 @@ from pathlib import Path
 
 from storyterm.engine.errors import StorytermError
 
-from .export import EXPORT_FORMATS, export_draft, format_for, render
-from .store import DRAFT_SUFFIX, DraftInfo, default_drafts_dir, list_drafts, load_draft
+from .export import EXPORT_FORMATS, export_draft, format_for, import_text, render
+from .store import DRAFT_SUFFIX, DraftInfo, create_draft_file, default_drafts_dir, list_drafts, load_draft
 
 
-class DraftNotFoundError(StorytermError):
+class StoryCommandError(StorytermError):
+    """A bad argument to one of these commands."""
+
+
+class DraftNotFoundError(StoryCommandError):
     """The DRAFT argument names no file and no draft in the drafts folder (or several)."""
 
 
@@ -38,6 +42,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("-o", "--output", type=Path, default=None, help="write here instead of standard output")
     export.add_argument("--folder", type=Path, default=None, help="drafts folder to look DRAFT up in")
     export.set_defaults(func=run_export)
+
+    importer = subparsers.add_parser(
+        "import", help="import a plain-text file as a new draft",
+        description="Create a new draft whose story is the text of a UTF-8 .txt file.",
+    )
+    importer.add_argument("text_file", metavar="TEXT_FILE", type=Path, help="the .txt file to import")
+    importer.add_argument("--title", default=None, help="draft title (default: from the file name)")
+    importer.add_argument("-g", "--genre", default=None, help="genre to record with the draft (e.g. horror)")
+    importer.add_argument("--folder", type=Path, default=None, help="drafts folder to create it in")
+    importer.set_defaults(func=run_import)
 
 
 def run_drafts(args: argparse.Namespace) -> int:
@@ -105,4 +119,19 @@ def run_export(args: argparse.Namespace) -> int:
     fmt = format_for(args.output, args.format)
     export_draft(draft, args.output, fmt)
     print(f"Exported {draft.title!r} as {fmt} to {args.output}", file=sys.stderr)
+    return 0
+
+
+def run_import(args: argparse.Namespace) -> int:
+    genre = None
+    if args.genre is not None:
+        from storyterm.engine.prompt import normalize_genre
+
+        try:
+            genre = normalize_genre(args.genre)
+        except ValueError as error:
+            raise StoryCommandError(f"--genre: {error}") from None
+    draft = import_text(args.text_file, title=args.title, genre=genre)
+    path = create_draft_file(draft, args.folder)
+    print(f"Imported {args.text_file} as {draft.title!r} ({draft.word_count} words): {path}")
     return 0
