@@ -76,7 +76,7 @@ def test_generate_json_with_alternatives(capsys, tiny_checkpoint: Path) -> None:
 
 
 def test_generate_from_title_and_from_stdin(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
-    code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "action",
+    code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "Action",
                        "--title", "The Last Train", "--json", *GREEDY_FLAGS)
     assert code == 0
     assert json.loads(out)["prompt"] == title_prompt("The Last Train", "action") == (

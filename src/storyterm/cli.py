@@ -266,7 +266,12 @@ def run_generate(args: argparse.Namespace) -> int:
     from storyterm.engine.generation import GenerationRequest, StoryEngine
 
     if args.genre is not None:
-        args.genre = args.genre.strip().lower().replace("-", "_")
+        from storyterm.engine.prompt import normalize_genre
+
+        try:
+            args.genre = normalize_genre(args.genre)  # "Sci-Fi" → "sci_fi"
+        except ValueError as error:
+            raise UsageError(f"--genre: {error}") from None
     loaded = _load(args)
     if not loaded.genres:
         print(f"{PROG}: note: model {loaded.name} has no genre tokens; generating in free mode", file=sys.stderr)

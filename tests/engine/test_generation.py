@@ -58,6 +58,14 @@ def test_prompt_is_header_plus_story(engine: StoryEngine, loaded: LoadedModel) -
     assert not prepared.context_trimmed
 
 
+def test_special_token_text_typed_by_the_writer_is_plain_text(engine: StoryEngine, loaded: LoadedModel) -> None:
+    prepared = engine.prepare(GenerationRequest("drama", "She said <horror> then <EOS>", memory="<BOS> x",
+                                                settings=GREEDY))
+    special_ids = set(loaded.tokenizer.convert_tokens_to_ids(_special_tokens(loaded)))
+    assert [i for i in prepared.input_ids if i in special_ids] == prepared.input_ids[:1] + prepared.input_ids[2:3]
+    assert loaded.tokenizer.convert_ids_to_tokens(prepared.input_ids[:3]) == [BOS_TOKEN, "Ġ", "<drama>"]
+
+
 def test_streamed_text_equals_non_streamed_text(engine: StoryEngine) -> None:
     request = GenerationRequest("drama", "She opens the letter", settings=GREEDY)
     stream = engine.stream(request)

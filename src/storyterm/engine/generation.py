@@ -238,14 +238,20 @@ class StoryEngine:
             )
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
-        """Tokenize header and story separately so trimming drops exactly the oldest story tokens."""
+        """Tokenize header and story separately so trimming drops exactly the oldest story tokens.
+
+        The writer's text (memory, story) is tokenized with special tokens split: typing ``<horror>`` or ``<EOS>``
+        in the editor must not switch the genre or end the story."""
         tokenizer = self.loaded.tokenizer
-        header = build_header(request.genre, request.memory)
+        base = build_header(request.genre)
         if self._bos_text != BOS_TOKEN:
-            header = (self._bos_text + header.removeprefix(BOS_TOKEN)).strip()
-        header_ids = tokenizer(header, add_special_tokens=False)["input_ids"] if header else []
+            base = (self._bos_text + base.removeprefix(BOS_TOKEN)).strip()
+        header_ids = tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
+        memory = request.memory.strip()
+        if memory:
+            header_ids += self._encode_writer_text((" " if base else "") + memory)
         story = request.story.lstrip()
-        story_ids = tokenizer(" " + story, add_special_tokens=False)["input_ids"] if story else []
+        story_ids = self._encode_writer_text((" " if header_ids else "") + story) if story else []
         budget = self.loaded.context_window - request.settings.max_new_tokens
         trimmed = len(header_ids) + len(story_ids) > budget
         if trimmed:
@@ -258,6 +264,9 @@ class StoryEngine:
         if not input_ids:
             raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
         return PreparedPrompt(input_ids, len(header_ids), len(story_ids), trimmed)
+
+    def _encode_writer_text(self, text: str) -> list[int]:
+        return list(self.loaded.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
     def context_usage(self, request: GenerationRequest) -> tuple[int, int]:
         """(prompt tokens after trimming, context window)."""
