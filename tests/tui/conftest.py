@@ -37,13 +37,14 @@ def shared_loader(loaded: LoadedModel) -> Callable[[ModelSpec, Callable[[str], N
 
 @pytest.fixture
 def make_app(tiny_loaded: LoadedModel, tmp_path: Path) -> Callable[..., StorytermApp]:
-    config_path = tmp_path / "config.toml"
-    # Short passages keep the suite fast on two cores; the loop is the same at any length.
-    config_path.write_text("[settings]\nmax_new_tokens = 12\n", encoding="utf-8")
-
-    def make(**kwargs) -> StorytermApp:
+    def make(*, settings_toml: str = "max_new_tokens = 12\nseed = 3\n", **kwargs) -> StorytermApp:
+        """Short passages keep the suite fast on two cores; a fixed seed makes the random model's output (and
+        so the pieces it streams in) the same every run."""
+        if "config_path" not in kwargs:
+            config_path = tmp_path / "config.toml"
+            config_path.write_text(f"[settings]\n{settings_toml}", encoding="utf-8")
+            kwargs["config_path"] = config_path
         kwargs.setdefault("loader", shared_loader(tiny_loaded))
-        kwargs.setdefault("config_path", config_path)
         kwargs.setdefault("drafts_dir", tmp_path / "drafts")
         draft_path = kwargs.pop("draft_path", None)
         spec = kwargs.pop("spec", tiny_loaded.spec)

@@ -30,14 +30,14 @@ async def wait_until(pilot: Pilot, condition: Callable[[], object], timeout: flo
         waited += 0.02
 
 
-async def test_prompt_generate_pieces_then_tab_accepts(make_app) -> None:
+async def test_prompt_generate_pieces_then_tab_accepts(make_app, tmp_path: Path) -> None:
     pieces: list[str] = []
 
     def hook(message) -> None:
         if isinstance(message, StorytermApp.PendingPiece):
             pieces.append(message.text)
 
-    app = make_app()
+    app = make_app(settings_toml="max_new_tokens = 40\nseed = 3\n")
     async with app.run_test(size=APP_SIZE, message_hook=hook) as pilot:
         await settle(app, pilot)
         assert isinstance(app.focused, StoryEditor)  # typing just works
@@ -62,7 +62,7 @@ async def test_prompt_generate_pieces_then_tab_accepts(make_app) -> None:
 
 
 async def test_regenerate_twice_gives_three_alternatives_that_cycle(make_app) -> None:
-    app = make_app()
+    app = make_app(settings_toml="max_new_tokens = 12\n")  # random seeds: three different passages
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press(*"Gotham")
@@ -88,7 +88,7 @@ async def test_regenerate_twice_gives_three_alternatives_that_cycle(make_app) ->
 
 
 async def test_escape_mid_stream_stops_within_a_step_and_keeps_the_story(make_app, step_gate) -> None:
-    app = make_app()
+    app = make_app(settings_toml="max_new_tokens = 60\nseed = 3\n")
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press(*"In the mist,")

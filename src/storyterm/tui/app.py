@@ -17,6 +17,7 @@ from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
+from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
@@ -569,7 +570,7 @@ class StorytermApp(App[int]):
             return
         try:
             used, window = self.engine.context_usage(self.current_request())
-        except StorytermError:
+        except (StorytermError, NoMatches):  # NoMatches: the app closed before this deferred call ran
             return
         self.status.set(context_used=used, context_window=window)
 
@@ -754,6 +755,10 @@ class StorytermApp(App[int]):
     def on_unmount(self) -> None:
         if self._stream is not None:
             self._stream.cancel()  # never leave a generation thread running behind a closed app
+        if self.handle_signals:
+            loop = asyncio.get_running_loop()
+            for signum in (signal.SIGTERM, signal.SIGHUP):
+                loop.remove_signal_handler(signum)
 
     # -- screens ------------------------------------------------------------------------------------------------
 
