@@ -88,8 +88,12 @@ def test_hub_id_found_in_local_cache(monkeypatch: pytest.MonkeyPatch, tmp_path: 
     loaded = load_model(ModelSpec("someone/tiny"))
     assert loaded.name == "someone/tiny"
     assert loaded.genres == list(CLASSIC_GENRES)
+    encoder = cache / "models--someone--encoder" / "snapshots" / "feed"
+    encoder.mkdir(parents=True)
+    (encoder / "config.json").write_text(json.dumps({"model_type": "bert", "architectures": ["BertModel"]}))
     sources = [info.source for info in list_models()]
-    assert sources[0] == "builtin" and "someone/tiny" in sources
+    assert sources[0] == "builtin"
+    assert "someone/tiny" in sources and "someone/encoder" not in sources
 
 
 def test_missing_directory_is_reported(tmp_path: Path) -> None:
