@@ -281,6 +281,41 @@ class TimeLimit:
         return _TimeLimit()
 
 
+def make_trainer_class(time_budget_minutes: float | None):
+    """The HF Trainer, or one whose learning rate follows the wall clock: linear warm-up over the warm-up steps,
+    then a cosine to zero that ends exactly when ``time_budget_minutes`` run out (the TimeLimit callback stops
+    training then). On a shared machine the number of steps that fit is unknown in advance; this way the
+    schedule still anneals fully. ``--resume`` restarts the clock for the remaining budget."""
+    from transformers import Trainer
+
+    if not time_budget_minutes:
+        return Trainer
+
+    class TimeScheduledTrainer(Trainer):
+        def create_scheduler(self, num_training_steps: int, optimizer=None):
+            import torch
+
+            if self.lr_scheduler is None:
+                warmup = self.args.get_warmup_steps(num_training_steps)
+                if 0 < self.args.warmup_steps < 1:
+                    warmup = 50  # a fraction of an unknown step count: use a fixed, short warm-up
+                budget = time_budget_minutes * 60
+                clock: dict[str, float] = {}
+
+                def factor(step: int) -> float:
+                    start = clock.setdefault("start", time.monotonic())
+                    if step < warmup:
+                        return (step + 1) / (warmup + 1)
+                    progress = min(1.0, (time.monotonic() - start) / budget)
+                    return 0.5 * (1 + math.cos(math.pi * progress))
+
+                self.lr_scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer or self.optimizer, factor)
+                self._created_lr_scheduler = True
+            return self.lr_scheduler
+
+    return TimeScheduledTrainer
+
+
 def training_arguments(args: argparse.Namespace, train_size: int, has_eval: bool):
     from transformers import TrainingArguments
 
@@ -293,7 +328,8 @@ def training_arguments(args: argparse.Namespace, train_size: int, has_eval: bool
         weight_decay=args.weight_decay,
         warmup_steps=args.warmup,
         lr_scheduler_type=args.lr_scheduler,
-        max_steps=args.max_steps if args.max_steps else -1,
+        # A time-scheduled run stops on the clock; max_steps only needs to be out of reach.
+        max_steps=args.max_steps if args.max_steps else (10**7 if args.max_minutes else -1),
         num_train_epochs=1 if not args.line_by_line else args.epochs,
         logging_steps=args.logging_steps,
         eval_strategy="steps" if has_eval and args.eval_steps else "no",
@@ -305,6 +341,7 @@ def training_arguments(args: argparse.Namespace, train_size: int, has_eval: bool
         data_seed=args.seed,
         report_to="none",
         dataloader_num_workers=0,
+        dataloader_pin_memory=_has_cuda(),
         disable_tqdm=args.no_progress,
         use_cpu=args.cpu,
         bf16=args.bf16,
@@ -312,6 +349,12 @@ def training_arguments(args: argparse.Namespace, train_size: int, has_eval: bool
         max_grad_norm=1.0,
         adam_beta2=0.99,
     )
+
+
+def _has_cuda() -> bool:
+    import torch
+
+    return torch.cuda.is_available()
 
 
 def perplexity_from_loss(loss: float | None) -> float | None:
@@ -394,7 +437,9 @@ def build_parser() -> argparse.ArgumentParser:
     opt.add_argument("--warmup", type=float, default=0.05, help="warm-up steps, or a fraction of all steps (0.05)")
     opt.add_argument("--lr-scheduler", default="cosine")
     opt.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (0 = all epochs)")
-    opt.add_argument("--max-minutes", type=float, default=0, help="stop (and save) after this much wall time")
+    opt.add_argument("--max-minutes", type=float, default=0,
+                     help="stop (and save) after this much wall time; without --max-steps the learning-rate "
+                          "schedule follows the clock and anneals exactly then")
     opt.add_argument("--seed", type=int, default=42)
     run = p.add_argument_group("run")
     run.add_argument("--logging-steps", type=int, default=20)
@@ -417,7 +462,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.dropout is None and args.from_scratch:
         args.dropout = 0.1
     import torch
-    from transformers import Trainer, set_seed
+    from transformers import set_seed
 
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -433,7 +478,8 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
 
     callbacks = [TimeLimit(args.max_minutes)] if args.max_minutes else []
-    trainer = Trainer(
+    trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
+    trainer = trainer_class(
         model=model,
         args=training_arguments(args, len(train_dataset), eval_dataset is not None),
         train_dataset=train_dataset,

@@ -1,0 +1,76 @@
+"""evaluate: windows, perplexity and bits per byte, genre accuracy, samples through the engine."""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from pathlib import Path
+
+from storyterm.engine.prompt import training_line
+from training.data import TokenizedStory
+from training.evaluate import evaluate, main as evaluate_main, story_windows
+from training.train import main as train_main
+
+LINES = [
+    ("horror", "The ghost screams in the old house and the family runs into the night."),
+    ("action", "The soldier fights across the bridge while the tanks roll in."),
+    ("drama", "She falls in love with the painter who lives across the street."),
+    ("sci_fi", "Captain Vega pilots the starship through the asteroid field toward Mars."),
+    ("thriller", "The detective finds a letter hidden under the floor of the hotel room."),
+    ("superhero", "Batman and Superman fight the army of robots above Gotham city."),
+]
+
+
+def test_windows_keep_the_header_and_score_every_body_token_once():
+    header, body = [1, 7], list(range(100, 137))
+    windows = story_windows(TokenizedStory("drama", header, body, 37), window=12)
+    scored = []
+    for w in windows:
+        assert w.ids[:2] == header and len(w.ids) <= 12
+        scored += w.ids[w.score_from:]
+    assert scored == body
+    # Later windows carry earlier story tokens as context, as the engine's trimmed prompt does.
+    assert windows[1].score_from > len(header)
+
+
+def test_trained_model_has_lower_perplexity_than_untrained_on_its_training_lines(tmp_path: Path, tiny_checkpoint):
+    base = shutil.copytree(tiny_checkpoint, tmp_path / "base")
+    data = tmp_path / "train.txt"
+    data.write_text("\n".join(training_line(g, t) for g, t in LINES * 3) + "\n", encoding="utf-8")
+    tuned = tmp_path / "tuned"
+    assert train_main(["--model-name-or-path", str(base), "--train-file", str(data), "--output-dir", str(tuned),
+                       "--block-size", "64", "--batch-size", "4", "--max-steps", "30", "--learning-rate", "5e-3",
+                       "--warmup", "0", "--epochs", "8", "--eval-steps", "0", "--save-steps", "1000",
+                       "--no-progress", "--skip-samples"]) == 0
+    before = evaluate(base, [data], samples_per_genre=0, progress=False, device="cpu")
+    after = evaluate(tuned, [data], samples_per_genre=1, max_new_tokens=6, progress=False, device="cpu")
+    assert after["perplexity"] < before["perplexity"] / 2
+    assert after["bits_per_byte"] < before["bits_per_byte"]
+    for report in (before, after):
+        assert math.isclose(report["bits_per_byte"],
+                            report["loss"] * report["tokens"] / math.log(2) / report["bytes"])
+        assert report["bytes"] == sum(len(t.encode()) for _, t in LINES * 3)
+        accuracy = report["genre_accuracy"]
+        assert sum(sum(row.values()) for row in accuracy["confusion"].values()) == len(LINES) * 3
+        assert 0 <= accuracy["balanced_accuracy"] <= 1
+    assert set(after["samples"]) == {g for g, _ in LINES} and all(len(v) == 1 for v in after["samples"].values())
+
+
+def test_cli_prints_json_and_writes_the_output_file(tmp_path: Path, tiny_checkpoint, capsys):
+    data = tmp_path / "eval.txt"
+    data.write_text("\n".join(training_line(g, t) for g, t in LINES) + "\n<BOS> <romance> unknown genre <EOS>\n",
+                    encoding="utf-8")
+    out = tmp_path / "report.json"
+    assert evaluate_main([str(tiny_checkpoint), str(data), "--samples-per-genre", "0", "--no-progress",
+                          "--output", str(out)]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed == json.loads(out.read_text())
+    assert printed["stories"] == len(LINES) and printed["skipped_unknown_genres"] == ["romance"]
+
+
+def test_a_missing_checkpoint_is_a_one_line_error(tmp_path: Path, capsys):
+    data = tmp_path / "eval.txt"
+    data.write_text(training_line("drama", "text") + "\n", encoding="utf-8")
+    assert evaluate_main([str(tmp_path / "nope"), str(data)]) == 2
+    assert capsys.readouterr().err.startswith("error: ")
