@@ -36,7 +36,7 @@ from tqdm.auto import tqdm
 
 from storyterm.engine.prompt import normalize_genre
 
-from .common import DEFAULT_WORK_DIR, Story, genre_table, read_line_file, write_json, write_line_file
+from .common import DEFAULT_DATA_DIR, DEFAULT_WORK_DIR, Story, genre_table, read_line_file, write_json, write_line_file
 from .genre_mapping import CLASSIC_PRIORITY, LabelMapper, choose_genre, netflix_mapper, wikipedia_mapper
 
 FORMATS = ("auto", "lines", "wikipedia", "netflix", "csv")
@@ -309,12 +309,33 @@ def prepare(
     return summary
 
 
+def prepare_builtin_data(data_dir: Path = DEFAULT_DATA_DIR, work_dir: Path = DEFAULT_WORK_DIR / "data") -> dict:
+    """The data recipe of storyterm's built-in model (``--builtin-recipe``), from ``../shared/data``:
+
+    * ``plots/``: the 1 000 Wikipedia plots, 10 % per genre held out (at least 2) as ``plots/eval.txt`` — the test
+      set of the targets, never trained on;
+    * ``plots-dev/``: the remaining 900 split again, 5 % as the development set the Trainer evaluates on;
+    * ``netflix/``: every Netflix blurb that maps onto the six genres, all for training.
+    """
+    plots = data_dir / "genre_plots" / "6_genre_eval_data.txt"
+    netflix = data_dir / "netflix" / "netflix_titles.csv"
+    return {
+        "plots": prepare([plots], work_dir / "plots", eval_fraction=0.1, min_eval_per_genre=2),
+        "plots-dev": prepare([work_dir / "plots" / "train.txt"], work_dir / "plots-dev", eval_fraction=0.05),
+        "netflix": prepare([netflix], work_dir / "netflix", fmt="netflix", eval_fraction=0),
+    }
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m training.prepare_data",
         description="Make <BOS> <genre> text <EOS> line files (train.txt, eval.txt) from line files or CSVs.",
     )
-    parser.add_argument("inputs", nargs="+", type=Path, help="line files (.txt) and/or CSV files")
+    parser.add_argument("inputs", nargs="*", type=Path, help="line files (.txt) and/or CSV files")
+    parser.add_argument("--builtin-recipe", action="store_true",
+                        help="prepare the built-in model's data from --data-dir into build/data/{plots,plots-dev,netflix}")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA_DIR,
+                        help=f"the shared data folder for --builtin-recipe (default {DEFAULT_DATA_DIR})")
     parser.add_argument("--output-dir", type=Path, default=DEFAULT_WORK_DIR / "data", help="where to write")
     parser.add_argument("--format", choices=FORMATS, default="auto",
                         help="how to read the inputs; auto: .csv by its header, anything else as line files")
@@ -337,7 +358,19 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.builtin_recipe:
+        try:
+            summaries = prepare_builtin_data(args.data_dir, DEFAULT_WORK_DIR / "data")
+        except DataError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        for name, summary in summaries.items():
+            print(f"\n{DEFAULT_WORK_DIR / 'data' / name}:\n{summary['table']}")
+        return 0
+    if not args.inputs:
+        parser.error("give input files, or --builtin-recipe")
     try:
         options = CsvOptions(
             text_column=args.text_column,
