@@ -9,7 +9,7 @@ engine keeps the header and drops the oldest story tokens once a story outgrows 
 from __future__ import annotations
 
 import random
-from collections import Counter, defaultdict
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -19,6 +19,7 @@ from torch.utils.data import Dataset
 from storyterm.engine.prompt import build_header
 
 from .common import Story
+
 
 @dataclass(frozen=True)
 class TokenizedStory:
@@ -32,7 +33,7 @@ class TokenizedStory:
         return len(self.header) + len(self.body)
 
 
-def tokenize_stories(stories: Sequence[Story], tokenizer, show_progress: bool = False) -> list[TokenizedStory]:
+def tokenize_stories(stories: Sequence[Story], tokenizer) -> list[TokenizedStory]:
     """Tokenise each training line once and split it into header and body.
 
     The full line is tokenised (not header and text separately) so the ids are exactly those the engine produces
@@ -148,10 +149,3 @@ def build_packed_dataset(
         random.Random(seed * 1000 + epoch).shuffle(order)
         blocks.extend(pack_stories(order, block_size, pad_id))
     return BlockDataset(blocks, pad_id)
-
-
-def genre_counts(stories: Sequence[TokenizedStory]) -> dict[str, int]:
-    counts: dict[str, int] = defaultdict(int)
-    for story in stories:
-        counts[story.genre] += 1
-    return dict(counts)

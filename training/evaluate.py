@@ -186,8 +186,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--output", type=Path, help="also write the JSON here")
+    p.add_argument("--update-model-card", action="store_true",
+                   help="add the results to the checkpoint's README.md and training_info.json")
     p.add_argument("--no-progress", action="store_true")
     return p
+
+
+def update_model_card(checkpoint: Path, report: dict) -> None:
+    """Rewrite the checkpoint's model card with this evaluation (metrics, not samples: the card keeps its own)."""
+    from .train import write_model_card
+
+    info_file = checkpoint / "training_info.json"
+    if not info_file.is_file():
+        raise SystemExit(f"error: {info_file} not found; --update-model-card needs a checkpoint made by training.train")
+    info = json.loads(info_file.read_text(encoding="utf-8"))
+    summary = {key: report[key] for key in ("eval_files", "stories", "story_counts", "perplexity", "bits_per_byte")}
+    accuracy = report["genre_accuracy"]
+    summary["genre_accuracy"] = {key: accuracy[key] for key in ("accuracy", "balanced_accuracy", "chance", "per_genre")}
+    info["evaluation"] = summary
+    info_file.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    write_model_card(checkpoint / "README.md", info)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -204,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     text = json.dumps(report, indent=2, ensure_ascii=False)
     print(text)
+    if args.update_model_card:
+        update_model_card(args.checkpoint, report)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
         args.output.write_text(text + "\n", encoding="utf-8")

@@ -23,7 +23,6 @@ import argparse
 import json
 import logging
 import math
-import os
 import platform
 import sys
 import time
@@ -42,9 +41,8 @@ from storyterm.engine.prompt import (
 )
 from storyterm.engine.settings import DEFAULT_SETTINGS
 
-from .common import DEFAULT_WORK_DIR, Story, read_stories, setup_logging, write_json
+from .common import DEFAULT_WORK_DIR, read_stories, setup_logging, write_json
 from .data import (
-    BlockDataset,
     LineDataset,
     TokenizedStory,
     balance_repeats,

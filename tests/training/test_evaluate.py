@@ -40,7 +40,7 @@ def test_trained_model_has_lower_perplexity_than_untrained_on_its_training_lines
     data.write_text("\n".join(training_line(g, t) for g, t in LINES * 3) + "\n", encoding="utf-8")
     tuned = tmp_path / "tuned"
     assert train_main(["--model-name-or-path", str(base), "--train-file", str(data), "--output-dir", str(tuned),
-                       "--block-size", "64", "--batch-size", "4", "--max-steps", "30", "--learning-rate", "5e-3",
+                       "--block-size", "64", "--batch-size", "4", "--max-steps", "20", "--learning-rate", "5e-3",
                        "--warmup", "0", "--epochs", "8", "--eval-steps", "0", "--save-steps", "1000",
                        "--no-progress", "--skip-samples"]) == 0
     before = evaluate(base, [data], samples_per_genre=0, progress=False, device="cpu")
@@ -55,6 +55,12 @@ def test_trained_model_has_lower_perplexity_than_untrained_on_its_training_lines
         assert sum(sum(row.values()) for row in accuracy["confusion"].values()) == len(LINES) * 3
         assert 0 <= accuracy["balanced_accuracy"] <= 1
     assert set(after["samples"]) == {g for g, _ in LINES} and all(len(v) == 1 for v in after["samples"].values())
+
+    assert evaluate_main([str(tuned), str(data), "--samples-per-genre", "0", "--no-progress",
+                          "--update-model-card"]) == 0
+    card = (tuned / "README.md").read_text()
+    assert "## Evaluation" in card and '"bits_per_byte"' in card
+    assert json.loads((tuned / "training_info.json").read_text())["evaluation"]["stories"] == len(LINES) * 3
 
 
 def test_cli_prints_json_and_writes_the_output_file(tmp_path: Path, tiny_checkpoint, capsys):
