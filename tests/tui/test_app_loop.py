@@ -342,3 +342,18 @@ async def test_tab_moves_focus_when_nothing_is_pending(make_app) -> None:
         await pilot.pause()
         assert not isinstance(app.focused, StoryEditor)
         assert app.draft.text == "Batman"
+
+
+async def test_every_action_is_in_the_command_palette(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        titles = {command.title for command in app.get_system_commands(app.screen)}
+        for title in ("Generate", "Accept", "Regenerate", "Next alt", "Prev alt", "Extend", "Undo", "Redo",
+                      "Save", "Open", "New", "Quit", "Help", "Model", "Stop / dismiss"):
+            assert title in titles
+        await pilot.press(*"Batman")
+        generate = next(c for c in app.get_system_commands(app.screen) if c.title == "Generate")
+        await generate.callback()
+        await settle(app, pilot)
+        assert app.draft.pending is not None

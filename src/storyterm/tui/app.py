@@ -8,7 +8,9 @@ transformers are imported only inside the load worker, so the first frame never 
 from __future__ import annotations
 
 import asyncio
+import os
 import signal
+import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -16,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
@@ -24,10 +26,9 @@ from textual.timer import Timer
 from textual.widgets import Footer, Header, Input, TextArea
 from textual.worker import get_current_worker
 
-from storyterm.config import DEFAULT_KEYS, Config, load_config, save_config
+from storyterm.config import DEFAULT_KEYS, load_config, save_config
 from storyterm.engine.errors import StorytermError
 from storyterm.engine.prompt import title_prompt
-from storyterm.engine.settings import SamplerSettings
 from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path
 from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
@@ -78,7 +79,7 @@ def build_bindings(keys: dict[str, str]) -> list[Binding]:
 
 
 class StorytermApp(App[int]):
-    CSS_PATH = ["app.tcss", "dialogs.tcss"]
+    CSS_PATH = [Path(__file__).parent / "app.tcss", Path(__file__).parent / "dialogs.tcss"]
     TITLE = "storyterm"
     BINDINGS = build_bindings(DEFAULT_KEYS)
 
@@ -114,6 +115,7 @@ class StorytermApp(App[int]):
         self.config_path = config_path
         self.drafts_dir = drafts_dir or default_drafts_dir()
         self.handle_signals = handle_signals
+        self.hard_exit_s: float | None = None  # run_app sets it: the process must end after SIGTERM/SIGHUP
         self.debug_mode = debug
         self.config, self._config_warnings = load_config(config_path)
         self.set_keymap(self.config.keymap_overrides())
@@ -184,7 +186,7 @@ class StorytermApp(App[int]):
         if self.handle_signals:
             loop = asyncio.get_running_loop()
             for signum in (signal.SIGTERM, signal.SIGHUP):
-                loop.add_signal_handler(signum, self._terminate)
+                loop.add_signal_handler(signum, self._terminate, signum)
         self.set_interval(AUTOSAVE_TICK_S, self._autosave_tick)
         if self.use_session:
             self._offer_recovery()
@@ -193,7 +195,8 @@ class StorytermApp(App[int]):
             except (StorytermError, OSError) as error:
                 self.notify(f"no crash-recovery marker: {_first_line(error)}", severity="warning")
         self.status.set(load_state="loading")
-        self.load_model(self.spec)
+        # Start loading after the first frame is painted: importing torch in the worker holds the GIL a lot.
+        self.call_after_refresh(self.load_model, self.spec)
 
     # -- model loading ------------------------------------------------------------------------------------------
 
@@ -747,9 +750,17 @@ class StorytermApp(App[int]):
         self._final_save()
         self.exit(0)
 
-    def _terminate(self) -> None:
+    def _terminate(self, signum: int = signal.SIGTERM) -> None:
         """SIGTERM / SIGHUP: save, then leave."""
         self._final_save()
+        if self.hard_exit_s is not None:
+            # Textual's shutdown writes to the terminal and can block for ever once the terminal is gone (tmux
+            # kill-session while a passage streams): after the save, make sure the process really ends.
+            if signum == signal.SIGHUP:
+                os._exit(0)  # no terminal left to restore
+            watchdog = threading.Timer(self.hard_exit_s, os._exit, args=(0,))
+            watchdog.daemon = True
+            watchdog.start()
         self.exit(0)
 
     def on_unmount(self) -> None:
@@ -828,5 +839,6 @@ def _first_line(error: BaseException) -> str:
 def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) -> int:
     """Entry point for the CLI: runs the app in the terminal, returns the exit code."""
     app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug)
+    app.hard_exit_s = 3.0
     code = app.run()
     return code if isinstance(code, int) else 0

@@ -1,0 +1,136 @@
+#!/usr/bin/env python
+"""End-to-end check in a real terminal: start ``storyterm`` in tmux, send keys, read the screen back.
+
+Run by itself (not part of pytest):  python tests/tui/e2e_tmux.py [--model DIR] [--keep]
+Without --model it builds the tiny offline test checkpoint in a temp folder. Config, drafts and caches go to a
+temp HOME, so your own drafts and settings are never touched. Exit status 0 = every step passed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+TESTS_DIR = Path(__file__).resolve().parents[1]
+SESSION = f"storyterm-e2e-{os.getpid()}"
+WIDTH, HEIGHT = 120, 32
+
+
+def tmux(*args: str, check: bool = True) -> str:
+    result = subprocess.run(["tmux", *args], capture_output=True, text=True, check=False)
+    if check and result.returncode != 0:
+        raise RuntimeError(f"tmux {' '.join(args)}: {result.stderr.strip()}")
+    return result.stdout
+
+
+def screen() -> str:
+    return tmux("capture-pane", "-t", SESSION, "-p")
+
+
+def session_alive() -> bool:
+    return subprocess.run(["tmux", "has-session", "-t", SESSION], capture_output=True).returncode == 0
+
+
+def wait_for(description: str, predicate, timeout: float = 30.0) -> str:
+    deadline = time.monotonic() + timeout
+    text = ""
+    while time.monotonic() < deadline:
+        text = screen() if session_alive() else ""
+        if predicate(text):
+            print(f"  ok   {description}")
+            return text
+        time.sleep(0.1)
+    print(f"  FAIL {description}\n----- screen -----\n{text}\n------------------")
+    raise SystemExit(1)
+
+
+def send(*keys: str) -> None:
+    tmux("send-keys", "-t", SESSION, *keys)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="checkpoint directory (default: build the tiny test checkpoint)")
+    parser.add_argument("--keep", action="store_true", help="keep the temp folder for inspection")
+    args = parser.parse_args()
+    if shutil.which("tmux") is None:
+        print("tmux is not installed (apt-get install tmux)")
+        return 2
+
+    home = Path(tempfile.mkdtemp(prefix="storyterm-e2e-"))
+    env = {
+        "XDG_CONFIG_HOME": home / "config", "XDG_DATA_HOME": home / "data", "XDG_STATE_HOME": home / "state",
+        "XDG_CACHE_HOME": home / "cache", "HF_HOME": home / "hf", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+    }
+    if args.model:
+        model = Path(args.model).resolve()
+    else:
+        sys.path.insert(0, str(TESTS_DIR))
+        from conftest import build_tiny_checkpoint  # the same tiny checkpoint the test suite uses
+
+        model = build_tiny_checkpoint(home / "tiny")
+    config = Path(env["XDG_CONFIG_HOME"]) / "storyterm" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text("[settings]\nmax_new_tokens = 24\nseed = 1\n", encoding="utf-8")
+
+    storyterm = shutil.which("storyterm") or f"{sys.executable} -m storyterm"
+    exports = " ".join(f"{key}={value}" for key, value in env.items())
+    command = f"env {exports} {storyterm} --model {model}"
+    print(f"e2e: {command}")
+    started = time.monotonic()
+    tmux("new-session", "-d", "-s", SESSION, "-x", str(WIDTH), "-y", str(HEIGHT), command)
+    try:
+        wait_for("first frame: genre picker, editor, parameter panel, footer",
+                 lambda s: "Genre" in s and "Sampling" in s and "Generate" in s, timeout=20)
+        print(f"       (first frame after {time.monotonic() - started:.2f} s)")
+        wait_for("model loaded: status bar says ready", lambda s: "│ ready │" in s, timeout=60)
+        send("-l", "The ghost")
+        wait_for("typed text appears in the editor", lambda s: "The ghost" in s)
+        send("C-g")
+        wait_for("generation finished: tokens/s in the status bar", lambda s: re.search(r"\d+\.\d tok/s", s))
+        before = screen()
+        send("Tab")
+        send("C-s")
+        wait_for("ctrl+s saves the draft", lambda s: "Saved" in s)
+        send("F1")
+        wait_for("F1 shows the key table", lambda s: "storyterm — keys" in s and "Regenerate" in before + s)
+        send("Escape")
+        wait_for("escape closes the help", lambda s: "storyterm — keys" not in s)
+        send("F2")
+        wait_for("F2 opens the model switch", lambda s: "Switch model" in s)
+        send("Escape")
+        send("C-q")
+        deadline = time.monotonic() + 15
+        while session_alive() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        if session_alive():
+            print("  FAIL ctrl+q did not quit")
+            return 1
+        print("  ok   ctrl+q quits")
+        drafts = list((Path(env["XDG_DATA_HOME"]) / "storyterm" / "drafts").glob("*.json"))
+        story = json.loads(drafts[0].read_text(encoding="utf-8"))["text"] if drafts else ""
+        if not story.startswith("The ghost") or len(story) <= len("The ghost"):
+            print(f"  FAIL saved draft should hold the prompt and the accepted passage, got {story!r}")
+            return 1
+        print(f"  ok   draft on disk holds the accepted passage ({len(story)} characters)")
+        print("e2e: PASS")
+        return 0
+    finally:
+        if session_alive():
+            tmux("kill-session", "-t", SESSION, check=False)
+        if not args.keep:
+            shutil.rmtree(home, ignore_errors=True)
+        else:
+            print(f"kept {home}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
