@@ -78,15 +78,29 @@ def environment(home: Path, max_new_tokens: int) -> str:
     return "env " + " ".join(f"{k}={v}" for k, v in env.items())
 
 
-def first_frame(command: str, runs: int) -> tuple[list[float], list[float]]:
+BARE_APP = """
+from textual.app import App
+from textual.widgets import Footer, Static
+
+class Bare(App):
+    def compose(self):
+        yield Static("Sampling Generate")
+        yield Footer()
+
+Bare().run()
+"""
+
+
+def first_frame(command: str, runs: int, wait_ready: bool = True) -> tuple[list[float], list[float]]:
     frames, ready = [], []
     for _ in range(runs):
         term = Terminal(command)
         try:
             at, _ = term.wait(lambda s: "Generate" in s and "Sampling" in s, timeout=30)
             frames.append(at - term.started)
-            at, _ = term.wait(lambda s: "│ ready │" in s or "load failed" in s, timeout=120)
-            ready.append(at - term.started)
+            if wait_ready:
+                at, _ = term.wait(lambda s: "│ ready │" in s or "load failed" in s, timeout=120)
+                ready.append(at - term.started)
         finally:
             term.close()
     return frames, ready
@@ -162,6 +176,9 @@ def main() -> int:
         storyterm = shutil.which("storyterm") or f"{sys.executable} -m storyterm"
         command = f"{environment(home, max_new_tokens=900)} {storyterm} --model {model}"
 
+        bare_app = home / "bare_app.py"  # the floor: Python + Textual start, one Static and a Footer
+        bare_app.write_text(BARE_APP, encoding="utf-8")
+        bare, _ = first_frame(f"{sys.executable} {bare_app}", args.runs, wait_ready=False)
         frames, ready = first_frame(command, args.runs)
         idle = key_latency(command, args.keys, during_generation=False)
         busy = key_latency(command, args.keys, during_generation=True)
@@ -172,6 +189,7 @@ def main() -> int:
     print(f"storyterm TUI benchmark — model {model if args.model else 'small offline GPT-2 (4 layers)'}, "
           f"{os.cpu_count()} CPUs, load average {load:.1f}")
     print(f"{'measure':48} {'median':>7} {'min':>7} {'max':>7}  unit  n   target")
+    print(f"{'bare Textual app: process start → first frame':48} {describe(bare)}  ms   {len(bare):<3} —")
     print(f"{'process start → first frame':48} {describe(frames)}  ms   {len(frames):<3} ≤ 1000")
     print(f"{'process start → model ready':48} {describe(ready)}  ms   {len(ready):<3} —")
     print(f"{'key → screen, idle (command palette)':48} {describe(idle)}  ms   {len(idle):<3} —")
