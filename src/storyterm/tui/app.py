@@ -630,6 +630,7 @@ class StorytermApp(App[int]):
         return True
 
     def _after_save(self) -> None:
+        self.draft.break_undo_group()  # a save marks a pause: the next keystrokes start a new undo step
         first_save = self.draft_path is None
         self.draft_path = self.autosaver.path
         self._save_error = None
