@@ -357,3 +357,18 @@ async def test_every_action_is_in_the_command_palette(make_app) -> None:
         await generate.callback()
         await settle(app, pilot)
         assert app.draft.pending is not None
+
+
+async def test_tab_in_a_panel_field_moves_focus_even_with_a_pending_passage(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"A ghost")
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        app.query_one("#temperature").focus()
+        await pilot.pause()
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.draft.pending is not None and app.draft.text == "A ghost"
+        assert app.focused is not None and app.focused.id == "top_k"

@@ -443,8 +443,11 @@ class StorytermApp(App[int]):
         if modal_open and action not in ("quit",):
             return False  # let the modal have its keys (escape, tab, …)
         if action == "accept":
-            # Tab only accepts when there is something to accept; otherwise it moves focus as usual.
-            return self.generating or self.draft.pending is not None
+            # Tab only accepts when there is something to accept, and not while typing in a panel field;
+            # otherwise it moves focus as usual.
+            focused = self.focused
+            in_field = isinstance(focused, (Input, TextArea)) and not isinstance(focused, StoryEditor)
+            return (self.generating or self.draft.pending is not None) and not in_field
         if action == "stop":
             return self.generating or self.draft.pending is not None
         if action in ("undo", "redo"):
