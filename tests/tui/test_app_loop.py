@@ -372,3 +372,25 @@ async def test_tab_in_a_panel_field_moves_focus_even_with_a_pending_passage(make
         await pilot.pause()
         assert app.draft.pending is not None and app.draft.text == "A ghost"
         assert app.focused is not None and app.focused.id == "top_k"
+
+
+async def test_switching_to_a_free_mode_model_updates_the_picker_and_generates(make_app, make_tiny_checkpoint) -> None:
+    free_model = make_tiny_checkpoint(genres=None)
+    app = make_app()
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f2")
+        await pilot.pause()
+        app.screen.query_one("#kind-other").value = True
+        await pilot.pause()
+        app.screen.query_one("#source").value = str(free_model)
+        await pilot.click("#load")
+        await settle(app, pilot)
+        assert app.loaded is not None and app.loaded.genres == [] and app.loaded.name == free_model.name
+        assert app.picker.genre is None
+        assert "Free mode" in str(app.picker.query_one("#genres").get_option_at_index(0).prompt)
+        assert app.status.info.model == free_model.name and app.status.info.load_state == "ready"
+        await pilot.press(*"In the future,")
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        assert app.draft.pending is not None and app.draft.pending.genre is None
