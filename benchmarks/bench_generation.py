@@ -14,6 +14,7 @@ meant to show the cost of streaming, not of that.
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import platform
 import statistics
@@ -131,12 +132,20 @@ def measure(checkpoint: Path, dtype: str, device: str, runs: int, new_tokens: in
         elapsed = time.perf_counter() - started
         return new_tokens / elapsed, elapsed  # the seed showed nothing until the whole passage was done
 
-    bare(), streamed(), seed_pipeline()  # warm-up
+    # Warm-up (lazy initialisation of kernels, the pipeline, the tokenizer) with a few tokens only.
+    warm_config = copy.deepcopy(config)
+    warm_config.max_new_tokens = warm_config.min_new_tokens = 4
+    in_worker_thread(lambda: loaded.model.generate(input_ids=input_ids, attention_mask=torch.ones_like(input_ids),
+                                                   generation_config=warm_config))
+    StoryEngine(loaded).generate(GenerationRequest("thriller", PROMPT, settings=settings.with_changes(max_new_tokens=4)))
+    in_worker_thread(lambda: text_generator(prompt_text, generation_config=warm_config, return_full_text=False))
     bare_runs, stream_runs, pipe_runs = [], [], []
-    for _ in range(runs):  # interleaved so a change in machine load hits every column alike
+    for run in range(runs):  # interleaved so a change in machine load hits every column alike
         bare_runs.append(bare())
         stream_runs.append(streamed())
         pipe_runs.append(seed_pipeline())
+        print(f"  {dtype} run {run + 1}/{runs}: bare {bare_runs[-1][0]:.1f} tok/s, engine {stream_runs[-1][0]:.1f} "
+              f"tok/s, pipeline {pipe_runs[-1][0]:.1f} tok/s", file=sys.stderr, flush=True)
     median = statistics.median
     bare_tps = median(r[0] for r in bare_runs)
     stream_tps = median(r[0] for r in stream_runs)
@@ -167,13 +176,6 @@ def main() -> int:
 
     if args.threads:
         torch.set_num_threads(args.threads)
-    with tempfile.TemporaryDirectory(prefix="storyterm-bench-") as scratch:
-        checkpoint = args.checkpoint or build_checkpoint(Path(scratch) / "gpt2-124m-random")
-        rows = []
-        for dtype in args.dtypes.split(","):
-            print(f"measuring {dtype}…", file=sys.stderr, flush=True)
-            rows.append((dtype, measure(checkpoint, dtype, args.device, args.runs, args.new_tokens)))
-
     print(f"GPT-2 124M shape, random weights, {args.new_tokens} new tokens (min_new_tokens = max_new_tokens), "
           f"sampling with the default settings, median of {args.runs} runs; device {args.device}, "
           f"{os.cpu_count()} CPU cores ({platform.processor() or platform.machine()}), "
@@ -181,11 +183,15 @@ def main() -> int:
     print()
     print("| dtype | bare `generate` tok/s | engine streaming tok/s | ratio | engine: first token | "
           "engine: first text on screen | seed's `pipeline` tok/s | seed's `pipeline`: first text |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|")
-    for dtype, m in rows:
-        print(f"| {dtype} | {m['bare_tps']:.1f} | {m['stream_tps']:.1f} | {m['ratio']:.3f} | "
-              f"{m['first_token_s']:.3f} s | {m['first_piece_s']:.3f} s | {m['pipe_tps']:.1f} | "
-              f"{m['pipe_first_s']:.2f} s |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)
+    with tempfile.TemporaryDirectory(prefix="storyterm-bench-") as scratch:
+        checkpoint = args.checkpoint or build_checkpoint(Path(scratch) / "gpt2-124m-random")
+        for dtype in args.dtypes.split(","):  # each row printed as soon as it is measured
+            print(f"measuring {dtype}…", file=sys.stderr, flush=True)
+            m = measure(checkpoint, dtype, args.device, args.runs, args.new_tokens)
+            print(f"| {dtype} | {m['bare_tps']:.1f} | {m['stream_tps']:.1f} | {m['ratio']:.3f} | "
+                  f"{m['first_token_s']:.3f} s | {m['first_piece_s']:.3f} s | {m['pipe_tps']:.1f} | "
+                  f"{m['pipe_first_s']:.2f} s |", flush=True)
     return 0
 
 
