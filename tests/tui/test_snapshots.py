@@ -19,6 +19,7 @@ async def steady(pilot: Pilot) -> None:
     for widget in app.query(Input):
         widget.cursor_blink = False
     app.clear_notifications()
+    app.update_context_usage()  # normally debounced by a timer: settle it now
     await pilot.pause()
 
 
@@ -47,6 +48,7 @@ def test_generating(snap_compare, make_app, scripted_engine) -> None:
         for widget in pilot.app.query(Input):
             widget.cursor_blink = False
         pilot.app.clear_notifications()
+        pilot.app.update_context_usage()
         await pilot.pause()
 
     assert snap_compare(make_app(engine_factory=factory), terminal_size=SIZE, run_before=run_before)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -88,6 +89,18 @@ class StorytermApp(App[int]):
             super().__init__()
             self.text = text
 
+    class LoadProgress(Message):
+        def __init__(self, text: str) -> None:
+            super().__init__()
+            self.text = text
+
+    class LoadFinished(Message):
+        def __init__(self, spec: ModelSpec, loaded: LoadedModel | None, engine: StoryEngine | None,
+                     error: str | None, serial: int) -> None:
+            super().__init__()
+            self.spec, self.loaded, self.engine, self.error = spec, loaded, engine, error
+            self.serial = serial
+
     class GenerationFinished(Message):
         def __init__(self, request: GenerationRequest, result: GenerationResult | None, error: str | None) -> None:
             super().__init__()
@@ -116,6 +129,8 @@ class StorytermApp(App[int]):
         self.drafts_dir = drafts_dir or default_drafts_dir()
         self.handle_signals = handle_signals
         self.hard_exit_s: float | None = None  # run_app sets it: the process must end after SIGTERM/SIGHUP
+        self.loading_threads = 0
+        self._load_serial = 0
         self.debug_mode = debug
         self.config, self._config_warnings = load_config(config_path)
         self.set_keymap(self.config.keymap_overrides())
@@ -202,10 +217,32 @@ class StorytermApp(App[int]):
 
     @work(thread=True, exclusive=True, group="load")
     def load_model(self, spec: ModelSpec) -> None:
-        """Load in a thread; on failure the previous model stays."""
+        """Load in a thread; on failure the previous model stays. Results travel as messages (post_message never
+        blocks, unlike call_from_thread, so a quit during the load cannot leave this thread waiting for ever)."""
         def progress(message: str) -> None:
-            self.call_from_thread(self.status.set, load_state=message.rstrip("…. ").lower() + "…")
+            self._post_from_thread(self.LoadProgress(message.rstrip("…. ").lower() + "…"))
 
+        # The load itself runs in a daemon thread this worker waits on: a load cannot be interrupted, and asyncio
+        # would otherwise hold the app's exit until the worker's executor thread finished loading.
+        self._load_serial += 1
+        serial = self._load_serial
+
+        def run() -> None:
+            self.loading_threads += 1
+            try:
+                self._load_in_thread(spec, progress, serial)
+            finally:
+                self.loading_threads -= 1
+
+        loader_thread = threading.Thread(target=run, name="storyterm-load", daemon=True)
+        loader_thread.start()
+        worker = get_current_worker()
+        while loader_thread.is_alive():
+            loader_thread.join(0.1)
+            if worker.is_cancelled:
+                return  # the app is closing: leave the daemon thread behind
+
+    def _load_in_thread(self, spec: ModelSpec, progress: Callable[[str], None], serial: int) -> None:
         try:
             loader = self._loader
             factory = self._engine_factory
@@ -216,13 +253,33 @@ class StorytermApp(App[int]):
             loaded = loader(spec, progress)
             engine = factory(loaded)
         except StorytermError as error:
-            self.call_from_thread(self._load_failed, spec, str(error))
+            self._post_from_thread(self.LoadFinished(spec, None, None, str(error), serial))
             return
         except Exception as error:  # noqa: BLE001 - e.g. out of memory: report, keep the old model
-            self.call_from_thread(self._load_failed, spec, f"could not load {spec.source}: {_first_line(error)}")
+            self._post_from_thread(self.LoadFinished(spec, None, None,
+                                                     f"could not load {spec.source}: {_first_line(error)}", serial))
             return
-        if not get_current_worker().is_cancelled:
-            self.call_from_thread(self._load_done, spec, loaded, engine)
+        self._post_from_thread(self.LoadFinished(spec, loaded, engine, None, serial))
+
+    def _post_from_thread(self, message: Message) -> None:
+        try:
+            self.post_message(message)
+        except RuntimeError:
+            pass  # the app has closed (its event loop is gone): nobody is left to tell
+
+    @on(LoadProgress)
+    def _load_progress(self, message: LoadProgress) -> None:
+        if self.engine is None or self.status.info.load_state.startswith("loading"):
+            self.status.set(load_state=message.text)
+
+    @on(LoadFinished)
+    def _load_finished(self, message: LoadFinished) -> None:
+        if message.serial != self._load_serial:
+            return  # an older load, overtaken by a later switch
+        if message.error is not None or message.loaded is None or message.engine is None:
+            self._load_failed(message.spec, message.error or "the model did not load")
+        else:
+            self._load_done(message.spec, message.loaded, message.engine)
 
     def _load_done(self, spec: ModelSpec, loaded: LoadedModel, engine: StoryEngine) -> None:
         self.spec, self.loaded, self.engine, self.load_failed = spec, loaded, engine, None
@@ -323,15 +380,15 @@ class StorytermApp(App[int]):
                 if worker.is_cancelled:
                     stream.cancel()
                     break
-                self.post_message(self.PendingPiece(piece))
+                self._post_from_thread(self.PendingPiece(piece))
             result = stream.result()
         except StorytermError as error:
-            self.post_message(self.GenerationFinished(request, None, str(error)))
+            self._post_from_thread(self.GenerationFinished(request, None, str(error)))
             return
         except Exception as error:  # noqa: BLE001 - out of memory and friends become a notification
-            self.post_message(self.GenerationFinished(request, None, f"generation failed: {_first_line(error)}"))
+            self._post_from_thread(self.GenerationFinished(request, None, f"generation failed: {_first_line(error)}"))
             return
-        self.post_message(self.GenerationFinished(request, result, None))
+        self._post_from_thread(self.GenerationFinished(request, result, None))
 
     @on(PendingPiece)
     def _pending_piece(self, message: PendingPiece) -> None:
@@ -567,11 +624,11 @@ class StorytermApp(App[int]):
             self._context_timer.stop()
             self._context_timer = None
         if delay <= 0:
-            self.call_after_refresh(self._update_context_usage)
+            self.call_after_refresh(self.update_context_usage)
         else:
-            self._context_timer = self.set_timer(delay, self._update_context_usage)
+            self._context_timer = self.set_timer(delay, self.update_context_usage)
 
-    def _update_context_usage(self) -> None:
+    def update_context_usage(self) -> None:
         if self.engine is None:
             return
         try:
@@ -845,4 +902,10 @@ def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) ->
     app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug)
     app.hard_exit_s = 3.0
     code = app.run()
-    return code if isinstance(code, int) else 0
+    code = code if isinstance(code, int) else 0
+    if app.loading_threads:
+        # A model load cannot be interrupted and the interpreter would wait for it at exit; everything is saved.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    return code
