@@ -6,7 +6,7 @@ from dataclasses import fields, replace
 
 from textual import on
 from textual.app import ComposeResult
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Grid, VerticalScroll
 from textual.message import Message
 from textual.widgets import Input, Label, Select, Static, Switch, TextArea
 
@@ -64,11 +64,10 @@ class ParameterPanel(VerticalScroll):
             id="preset",
             compact=True,
         )
-        with Horizontal(classes="field-row"):
+        with Grid(id="fields"):  # one grid instead of a row container per field: fewer widgets to style
             yield Label("Sample", classes="field-label")
             yield Switch(value=self.settings.do_sample, id="do_sample")
-        for name, (label, kind) in NUMBER_FIELDS.items():
-            with Horizontal(classes="field-row"):
+            for name, (label, kind) in NUMBER_FIELDS.items():
                 yield Label(label, classes="field-label")
                 yield Input(self._format(getattr(self.settings, name)), type=kind, id=name, compact=True,
                             placeholder="random" if name == "seed" else "")
