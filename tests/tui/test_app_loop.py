@@ -394,3 +394,26 @@ async def test_switching_to_a_free_mode_model_updates_the_picker_and_generates(m
         await pilot.press("ctrl+g")
         await settle(app, pilot)
         assert app.draft.pending is not None and app.draft.pending.genre is None
+
+
+async def test_a_slow_load_overtaken_by_a_later_switch_is_ignored(make_app, tiny_loaded) -> None:
+    release = threading.Event()
+    slow_loads = []
+
+    def loader(spec: ModelSpec, progress):
+        if spec.source == "slow":
+            slow_loads.append(spec)
+            release.wait(timeout=20)  # finishes only after the writer has switched to another model
+        return tiny_loaded
+
+    app = make_app(loader=loader, spec=ModelSpec(source="slow"))
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await wait_until(pilot, lambda: slow_loads)
+        assert app.engine is None
+        app._model_chosen(tiny_loaded.spec)  # what the model modal does on "Load"
+        await wait_until(pilot, lambda: app.engine is not None)
+        chosen_engine = app.engine
+        release.set()
+        await settle(app, pilot)
+        await pilot.pause(0.2)
+        assert app.engine is chosen_engine and app.spec == tiny_loaded.spec
