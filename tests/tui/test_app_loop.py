@@ -417,3 +417,61 @@ async def test_a_slow_load_overtaken_by_a_later_switch_is_ignored(make_app, tiny
         await settle(app, pilot)
         await pilot.pause(0.2)
         assert app.engine is chosen_engine and app.spec == tiny_loaded.spec
+
+
+async def test_regenerate_after_accept_replaces_the_accepted_passage_and_keeps_it(make_app) -> None:
+    app = make_app(settings_toml="max_new_tokens = 12\n")
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"The Avengers")
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        accepted = app.draft.pending
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.draft.text == "The Avengers" + accepted.text
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert app.draft.text == "The Avengers"  # the accepted passage made room for the new alternative
+        assert app.draft.pending is not None and app.draft.pending.id != accepted.id
+        assert accepted.id in [p.id for p in app.draft.alternatives()]
+        assert app.editor.text == "The Avengers" + app.draft.pending.text
+        await pilot.press("f7")
+        await pilot.pause()
+        assert app.draft.pending.id == accepted.id
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.draft.text == app.editor.text == "The Avengers" + accepted.text
+
+
+async def test_a_failed_regenerate_of_the_accepted_passage_leaves_the_story_as_it_was(make_app, scripted_engine) -> None:
+    class FailsSecondTime(scripted_engine):
+        def stream(self, request):
+            stream = super().stream(request)
+            if len(self.requests) < 2:
+                return stream
+
+            class Failing:
+                def __iter__(self):
+                    yield from list(stream)[:2]
+                    raise RuntimeError("CUDA out of memory")
+
+                def cancel(self):
+                    stream.cancel()
+
+            return Failing()
+
+    app = make_app(engine_factory=FailsSecondTime)
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"A treasure hunter")
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        await pilot.press("tab")
+        await pilot.pause()
+        story = app.draft.text
+        await pilot.press("ctrl+r")
+        await settle(app, pilot)
+        assert [n.severity for n in app._notifications][-1] == "error"
+        assert app.draft.text == app.editor.text == story
+        assert app.draft.pending is None and app.editor.pending_text == ""

@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -147,6 +148,7 @@ class StorytermApp(App[int]):
         self._stream: GenerationStream | None = None
         self._generate_when_loaded = False
         self._accept_when_stopped = False
+        self._run_story_before = ""
         self._context_timer: Timer | None = None
         self._save_error: str | None = None
         self.use_session = use_session
@@ -327,8 +329,23 @@ class StorytermApp(App[int]):
         self._start_stream()
 
     def action_regenerate(self) -> None:
-        """Another alternative at the same spot: the pending one stays in the draft as a sibling."""
-        self.action_generate()
+        """Another alternative at the same spot; earlier ones stay in the draft as siblings. With a pending
+        passage that spot is the end of the story. With none, and the story still ending with the passage accepted
+        last, it is that passage's spot: the new alternative streams in its place (f7 brings it back)."""
+        if self.generating:
+            return
+        head = self.draft.last_accepted
+        at_accepted_spot = (
+            self.draft.pending is None
+            and head is not None
+            and self.draft.alternative_index is not None
+            and self.draft.text.endswith(head.text)
+        )
+        if not at_accepted_spot or self.engine is None:
+            self.action_generate()
+            return
+        assert head is not None
+        self._start_stream(story=self.draft.text[: len(self.draft.text) - len(head.text)])
 
     def action_extend(self) -> None:
         if self.draft.pending is not None:
@@ -355,9 +372,14 @@ class StorytermApp(App[int]):
             settings=self.draft.settings,
         )
 
-    def _start_stream(self) -> None:
+    def _start_stream(self, story: str | None = None) -> None:
+        """``story``: continue from this text instead of the whole story (regenerating the last accepted passage:
+        the Draft changes only when the new alternative arrives, so a failed run leaves it as it was)."""
         assert self.engine is not None
         request = self.current_request()
+        if story is not None:
+            request = replace(request, story=story)
+        self._run_story_before = self.draft.text
         try:
             stream = self.engine.stream(request)
         except StorytermError as error:
@@ -365,7 +387,7 @@ class StorytermApp(App[int]):
             return
         self.generating = True
         self._stream = stream
-        self.editor.show(self.draft.text, "")  # a regenerate replaces the shown alternative while it streams
+        self.editor.show(request.story, "")  # a regenerate replaces the shown alternative while it streams
         self.editor.move_cursor(self.editor.document.end)
         self.editor.set_generating(True)
         self.status.set(load_state="generating…", alternative=None)
@@ -404,7 +426,7 @@ class StorytermApp(App[int]):
         result = message.result
         if message.error is not None or result is None:
             self.notify(message.error or "generation failed", title="Generation failed", severity="error")
-        elif message.request.story != self.draft.text:
+        elif self.draft.text != self._run_story_before:
             # The story changed under the run (cannot happen while the editor is read-only; be safe anyway).
             self.notify("The story changed during generation; the passage was discarded.", severity="warning")
         else:
@@ -429,6 +451,9 @@ class StorytermApp(App[int]):
         if not texts:
             self.notify("The model produced no text; try again or change the settings.", severity="warning")
             return
+        if request.story != self.draft.text:
+            # Regenerating the accepted passage: the story goes back to where that passage began.
+            self.draft.set_text(request.story, coalesce=False)
         added = [
             self.draft.add_alternative(text, genre=request.genre, settings=request.settings, seed=result.seed,
                                        model=model, stopped=result.cancelled)
