@@ -449,7 +449,8 @@ class StorytermApp(App[int]):
         texts = [editor_form(t) for t in (result.texts[:1] if result.cancelled else result.texts)]
         texts = [t for t in texts if t]
         if not texts:
-            self.notify("The model produced no text; try again or change the settings.", severity="warning")
+            if not result.cancelled:  # stopped before the first word: nothing to say
+                self.notify("The model produced no text; try again or change the settings.", severity="warning")
             return
         if request.story != self.draft.text:
             # Regenerating the accepted passage: the story goes back to where that passage began.
