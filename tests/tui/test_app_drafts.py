@@ -80,3 +80,20 @@ async def test_crash_is_offered_for_recovery_and_the_marker_cleared(
         assert len(live) == 1 and json.loads(live[0].read_text())["draft_path"] == str(draft_path.resolve())
         await pilot.press("ctrl+q")
     assert not list(markers.glob("*.json"))  # a clean quit removes the app's own marker
+
+
+async def test_an_unreadable_draft_is_left_alone_and_typing_saves_elsewhere(make_app, tmp_path: Path) -> None:
+    broken = tmp_path / "broken.json"
+    broken.write_bytes(b'{"format_version": 1, "title": ')
+    app = make_app(draft_path=broken)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        app.autosaver.typing_delay_s = 0.0
+        await pilot.press(*"A zombie")
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.draft_path is not None and not app.autosaver.dirty:
+                break
+        assert app.draft_path is not None and app.draft_path != broken
+        assert load_draft(app.draft_path).text == "A zombie"
+    assert broken.read_bytes() == b'{"format_version": 1, "title": '

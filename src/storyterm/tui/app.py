@@ -680,7 +680,9 @@ class StorytermApp(App[int]):
         draft = self._new_draft()
         if path is not None:
             draft.title = path.stem.replace("-", " ").replace("_", " ").strip() or draft.title
-        self.autosaver = Autosaver(draft, path or new_draft_path(draft.title, self.drafts_dir), saved=False)
+        # A file that could not be read is never a save target: the new draft gets a fresh name beside the others.
+        target = path if path is not None and not path.exists() else new_draft_path(draft.title, self.drafts_dir)
+        self.autosaver = Autosaver(draft, target, saved=False)
         self.draft_path = None
         return draft
 
