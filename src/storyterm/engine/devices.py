@@ -1,4 +1,5 @@
-"""Device and dtype choice: ``auto`` picks cuda, then mps, then cpu; fp32 on CPU, bf16/fp16 on a GPU."""
+"""Device and dtype choice: ``auto`` picks cuda, then mps, then cpu; bf16/fp16 on a GPU; on a CPU int8 weights
+for models big enough to gain from them, else fp32 (see fast_paths.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ if TYPE_CHECKING:
     import torch
 
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "cuda:N", "mps")
-DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16")
+DTYPE_CHOICES = ("auto", "fp32", "bf16", "fp16", "int8")
 
 _DTYPE_ALIASES = {
     "fp32": "float32",
@@ -65,9 +66,13 @@ def resolve_device(name: str = "auto") -> torch.device:
     raise DeviceError(f"unknown device {name!r}; choose one of: {', '.join(DEVICE_CHOICES)}")
 
 
-def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
-    """``auto`` → fp32 on CPU, bf16 on a GPU that supports it, else fp16."""
+def resolve_dtype(name: str, device: torch.device, parameter_count: int | None = None) -> torch.dtype:
+    """``auto`` → bf16 on a GPU that supports it, else fp16; on a CPU int8 (``torch.qint8``: Linear weights
+    quantized after loading) when ``parameter_count`` is known and large enough, else fp32.
+    ``int8`` anywhere but on a CPU → DeviceError."""
     import torch
+
+    from .fast_paths import INT8_NAME, auto_cpu_dtype, int8_dtype, int8_supported
 
     name = (name or "auto").strip().lower()
     if name == "auto":
@@ -75,7 +80,13 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
             return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
         if device.type == "mps":
             return torch.float16
-        return torch.float32
+        return auto_cpu_dtype(parameter_count)
+    if name == INT8_NAME:
+        if device.type != "cpu":
+            raise DeviceError(f"dtype int8 runs on the CPU only; on {device.type} use bf16 or fp16 (or auto)")
+        if not int8_supported():
+            raise DeviceError("dtype int8 needs a torch build with a quantized CPU engine; use fp32 or bf16")
+        return int8_dtype()
     try:
         return getattr(torch, _DTYPE_ALIASES[name])
     except KeyError:
@@ -85,4 +96,4 @@ def resolve_dtype(name: str, device: torch.device) -> torch.dtype:
 def dtype_name(dtype: torch.dtype) -> str:
     """``torch.bfloat16`` → ``"bf16"`` (the spelling the CLI accepts)."""
     text = str(dtype).removeprefix("torch.")
-    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}.get(text, text)
+    return {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16", "qint8": "int8"}.get(text, text)

@@ -8,6 +8,7 @@ criterion after every decoding step; an exception raised in the thread is re-rai
 
 from __future__ import annotations
 
+import re
 import secrets
 import threading
 import time
@@ -27,6 +28,18 @@ if TYPE_CHECKING:
     from .loading import LoadedModel
 
 _DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+# A long story is tokenized from this many characters per context-window token before its end (English BPE
+# averages about 4); a tail that yields too few tokens falls back to the whole story.
+_TAIL_CHARS_PER_TOKEN = 8
+
+
+_SPACE_AFTER_WORD = re.compile(r"(?<=\S)\s")
+
+
+def _word_boundary_at_or_after(text: str, start: int) -> int | None:
+    """First index >= start where whitespace follows a non-space character, or None."""
+    match = _SPACE_AFTER_WORD.search(text, max(start, 1))
+    return match.start() if match else None
 
 
 @dataclass(frozen=True)
@@ -251,9 +264,9 @@ class StoryEngine:
         if memory:
             header_ids += self._encode_writer_text((" " if base else "") + memory)
         story = request.story.lstrip()
-        story_ids = self._encode_writer_text((" " if header_ids else "") + story) if story else []
         budget = self.loaded.context_window - request.settings.max_new_tokens
-        trimmed = len(header_ids) + len(story_ids) > budget
+        story_ids, story_cut = self._encode_story_tail(story, leading_space=bool(header_ids), min_tokens=budget)
+        trimmed = story_cut or len(header_ids) + len(story_ids) > budget
         if trimmed:
             # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
             header_cap = max(1, budget - min(len(story_ids), budget // 2))
@@ -264,6 +277,23 @@ class StoryEngine:
         if not input_ids:
             raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
         return PreparedPrompt(input_ids, len(header_ids), len(story_ids), trimmed)
+
+    def _encode_story_tail(self, story: str, *, leading_space: bool, min_tokens: int) -> tuple[list[int], bool]:
+        """The story's token ids, or only those of its tail when that alone fills the window (``True`` then).
+
+        A long draft is not tokenized whole for every passage: the tail of ``_TAIL_CHARS_PER_TOKEN`` characters per
+        window token, cut where whitespace follows a non-space character, gives the same ids as the whole text's
+        end (byte-level BPE pre-tokens never span such a point). If the tail is too short, encode it all."""
+        if not story:
+            return [], False
+        limit = max(min_tokens, 1) * _TAIL_CHARS_PER_TOKEN
+        if len(story) > limit:
+            cut = _word_boundary_at_or_after(story, len(story) - limit)
+            if cut is not None:
+                tail_ids = self._encode_writer_text(story[cut:])
+                if len(tail_ids) >= min_tokens:
+                    return tail_ids, True
+        return self._encode_writer_text((" " if leading_space else "") + story), False
 
     def _encode_writer_text(self, text: str) -> list[int]:
         return list(self.loaded.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])

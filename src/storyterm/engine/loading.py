@@ -17,6 +17,7 @@ from urllib.parse import urlparse
 
 from .devices import resolve_device, resolve_dtype
 from .errors import ModelLoadError
+from .fast_paths import is_int8, quantize_int8, weight_load_dtype
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genres_from_special_tokens
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 
@@ -38,7 +39,7 @@ _SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition
 class ModelSpec:
     source: str = BUILTIN  # "builtin" | a local directory | a hub id
     device: str = "auto"  # auto | cpu | cuda | cuda:N | mps
-    dtype: str = "auto"  # auto | fp32 | bf16 | fp16
+    dtype: str = "auto"  # auto | fp32 | bf16 | fp16 | int8
     allow_pickle: bool = False
 
 
@@ -86,7 +87,7 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
         model = AutoModelForCausalLM.from_pretrained(
             directory,
             config=config,
-            dtype=dtype,
+            dtype=weight_load_dtype(dtype),
             trust_remote_code=False,
             use_safetensors=None if spec.allow_pickle else True,
         )
@@ -99,6 +100,14 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
     except Exception as error:  # noqa: BLE001 - e.g. out of GPU memory
         raise ModelLoadError(f"cannot move {name} to {device}: {_first_line(error)}") from error
     model.eval()
+    if device.type == "cpu" and (spec.dtype or "auto").strip().lower() == "auto":
+        dtype = resolve_dtype(spec.dtype, device, model.num_parameters())  # int8 pays off only for larger models
+    if is_int8(dtype):
+        progress("Quantizing weights to int8…")
+        try:
+            model = quantize_int8(model)
+        except Exception as error:  # noqa: BLE001 - e.g. an architecture whose layers cannot be quantized
+            raise ModelLoadError(f"cannot quantize {name} to int8: {_first_line(error)}; use --dtype fp32") from error
     progress("Model ready.")
     return LoadedModel(
         spec=spec,
