@@ -49,7 +49,9 @@ def _model_options(debug_default: Any = False) -> argparse.ArgumentParser:
     group.add_argument("-m", "--model", default="builtin", metavar="M",
                        help="'builtin' (default), a local checkpoint directory, or a Hugging Face hub id (from the cache)")
     group.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
-    group.add_argument("--dtype", default="auto", metavar="T", help="auto (default: fp32 on CPU), fp32, bf16 or fp16")
+    group.add_argument("--dtype", default="auto", metavar="T",
+                       help="auto (default: bf16 on a GPU; on a CPU int8 weights for larger models, else fp32), "
+                       "fp32, bf16, fp16 or int8 (CPU only)")
     group.add_argument("--allow-pickle", action="store_true",
                        help="allow checkpoints with only pickle weights (they can run code: trusted files only)")
     parent.add_argument("--debug", action="store_true", default=debug_default, help="show tracebacks on errors")

@@ -9,10 +9,11 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, RadioButton, RadioSet, Select
 
+from storyterm.engine.devices import DTYPE_CHOICES
 from storyterm.engine.loading import BUILTIN, ModelSpec
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
-DTYPES = ("auto", "fp32", "bf16", "fp16")
+DTYPES = DTYPE_CHOICES
 
 
 class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
