@@ -330,9 +330,10 @@ def perplexity(loaded, eval_file: Path) -> float | None:
 # 4: long drafts
 
 
-def drafts_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tokens: int, text: str) -> dict:
+def drafts_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tokens: int, text: str,
+                   overrides: dict[str, Any] | None = None) -> dict:
     loaded = load(checkpoint, Variant(dtype, dtype), device)
-    engine = make_engine(loaded, new_tokens)
+    engine = make_engine(loaded, new_tokens, overrides)
     short = request_for(draft_of(loaded.tokenizer, text, SHORT_DRAFT_TOKENS), new_tokens)
     long = request_for(draft_of(loaded.tokenizer, text, LONG_DRAFT_TOKENS), new_tokens)
     warm_up(engine, short)
@@ -351,7 +352,7 @@ def drafts_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tok
         started = time.perf_counter()
         loaded.tokenizer(long.story, add_special_tokens=False, split_special_tokens=True)
         figures["encode_all_ms"].add((time.perf_counter() - started) * 1000)
-        log(f"  drafts {run + 1}/{runs}: short {figures['short'].values[-1]:.1f} tok/s, long "
+        log(f"  drafts {run + 1}/{runs} {overrides or ''}: short {figures['short'].values[-1]:.1f} tok/s, long "
             f"{figures['long'].values[-1]:.1f} tok/s")
     figures["ratio"] = ratio_figure(figures["long"], figures["short"])
     figures["decode_ratio"] = ratio_figure(figures["long_decode"], figures["short_decode"])
@@ -474,6 +475,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                                     args.device, args.runs, args.new_tokens, eval_file)
         log(f"4: long vs short drafts ({auto})…")
         drafts = drafts_section(big, auto, args.device, args.runs, args.new_tokens, text)
+        drafts_static = drafts_section(big, auto, args.device, args.runs, args.new_tokens, text,
+                                       {"cache_implementation": "static"})
         drafts_small = drafts_section(builtin, builtin_auto, args.device, args.runs, args.new_tokens, text)
         log("5: peak memory…")
         rss = {
@@ -563,7 +566,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     emit("| model | draft | prompt tokens | tok/s end to end | tok/s decoding | first text | `prepare()` "
          "| tokenizing the whole draft |")
     emit("|---|---|---|---|---|---|---|---|")
-    for name, figures, dtype in (("GPT-2 124M shape", drafts, auto), ("built-in", drafts_small, builtin_auto)):
+    for name, figures, dtype in (("GPT-2 124M shape", drafts, auto),
+                                 ("GPT-2 124M shape", drafts_static, f"{auto} + static KV cache"),
+                                 ("built-in", drafts_small, builtin_auto)):
         for which, tokens in (("short", SHORT_DRAFT_TOKENS), ("long", LONG_DRAFT_TOKENS)):
             prompt = figures["prompt_tokens"] if which == "long" else figures["short_prompt_tokens"]
             prepare = figures["prepare_ms"].show(1, " ms") if which == "long" else ""
