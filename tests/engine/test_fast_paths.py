@@ -46,6 +46,14 @@ def greedy_text(loaded, story: str = "The ghost") -> str:
     return StoryEngine(loaded).generate(GenerationRequest("horror", story, settings=GREEDY)).text
 
 
+@pytest.fixture(autouse=True)
+def _keep_torch_threads():
+    """Loading an int8 model sets torch's process-wide thread count; give other tests theirs back."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="module")
 def fp32_model(tiny_checkpoint: Path):
     return load_model(ModelSpec(str(tiny_checkpoint), device="cpu", dtype="fp32"))
@@ -151,6 +159,27 @@ def test_load_with_auto_picks_int8_by_parameter_count(tiny_checkpoint: Path, mon
     big = load_model(ModelSpec(str(tiny_checkpoint), device="cpu"))
     assert big.dtype == torch.qint8
     assert is_int8_linear(big.model.lm_head)
+
+
+def test_int8_uses_half_the_cores_and_other_dtypes_get_torch_default_back(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert [fast_paths.int8_thread_count(n) for n in (1, 2, 3, 8)] == [1, 1, 1, 4]
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    monkeypatch.delenv("MKL_NUM_THREADS", raising=False)
+    default = torch.get_num_threads()
+    monkeypatch.setattr(fast_paths, "_torch_default_threads", None)
+    monkeypatch.setattr(fast_paths, "int8_thread_count", lambda cpu_count=None: default + 1)
+    assert fast_paths.apply_cpu_threads(torch.qint8) == default + 1
+    assert torch.get_num_threads() == default + 1
+    assert fast_paths.apply_cpu_threads(torch.float32) == default
+    assert torch.get_num_threads() == default
+
+
+def test_a_thread_count_chosen_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path) -> None:
+    monkeypatch.setenv("OMP_NUM_THREADS", "3")
+    torch.set_num_threads(2)
+    assert fast_paths.apply_cpu_threads(torch.qint8) is None
+    load_model(ModelSpec(str(tiny_checkpoint), device="cpu", dtype="int8"))
+    assert torch.get_num_threads() == 2
 
 
 def test_quantization_failure_is_a_one_line_load_error(tiny_checkpoint: Path, monkeypatch: pytest.MonkeyPatch) -> None:

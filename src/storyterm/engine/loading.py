@@ -17,7 +17,7 @@ from urllib.parse import urlparse
 
 from .devices import resolve_device, resolve_dtype
 from .errors import ModelLoadError
-from .fast_paths import is_int8, quantize_int8, weight_load_dtype
+from .fast_paths import apply_cpu_threads, is_int8, quantize_int8, weight_load_dtype
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genres_from_special_tokens
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 
@@ -108,6 +108,8 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
             model = quantize_int8(model)
         except Exception as error:  # noqa: BLE001 - e.g. an architecture whose layers cannot be quantized
             raise ModelLoadError(f"cannot quantize {name} to int8: {_first_line(error)}; use --dtype fp32") from error
+    if device.type == "cpu":
+        apply_cpu_threads(dtype)  # process-wide: storyterm runs one model at a time
     progress("Model ready.")
     return LoadedModel(
         spec=spec,
