@@ -27,7 +27,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -144,7 +144,7 @@ class Variant:
 
     label: str
     dtype: str
-    threads: int | None = None
+    threads: int | None = None  # None: what loading the model chose (fast_paths.apply_cpu_threads)
     overrides: dict[str, Any] = field(default_factory=dict)
     include_lm_head: bool = True
 
@@ -206,8 +206,16 @@ def timed_stream(engine, request, threads: int | None = None) -> StreamTiming:
 
 
 def warm_up(engine, request) -> None:
-    engine.generate(request.__class__(request.genre, request.story, settings=request.settings.with_changes(
-        max_new_tokens=4)))
+    """A few tokens through the same engine (lazy kernel set-up); min_new_tokens lowered to match."""
+    overrides = engine._generate_overrides
+    saved = dict(overrides)
+    overrides["min_new_tokens"] = 4
+    try:
+        engine.generate(request.__class__(request.genre, request.story, settings=request.settings.with_changes(
+            max_new_tokens=4)))
+    finally:
+        overrides.clear()
+        overrides.update(saved)
 
 
 def cuda_sync(device: str) -> None:
@@ -287,6 +295,8 @@ class PathResult:
 
 def paths_section(checkpoint: Path, paths: Sequence[Variant], device: str, runs: int, new_tokens: int,
                   eval_file: Path | None) -> list[PathResult]:
+    import torch
+
     results, engines = [], []
     request = request_for(PROMPT, new_tokens)
     for path in paths:
@@ -294,6 +304,8 @@ def paths_section(checkpoint: Path, paths: Sequence[Variant], device: str, runs:
         results.append(result)
         try:
             loaded = load(checkpoint, path, device)
+            if path.threads is None:  # loading set the threads this dtype gets in storyterm: keep them for its runs
+                path.threads = torch.get_num_threads()
             engine = make_engine(loaded, new_tokens, path.overrides)
             warm_up(engine, request)
             if eval_file is not None:
@@ -386,8 +398,21 @@ def peak_rss_child(checkpoint: str, dtype: str, device: str) -> None:
         import transformers  # noqa: F401
 
         import storyterm.engine.generation  # noqa: F401
-    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: KiB
+    report["peak_rss_mb"] = peak_rss_mb()
     print(json.dumps(report))
+
+
+def peak_rss_mb() -> float:
+    """This process's peak RSS. Linux keeps ru_maxrss across fork + exec (a child of this big process would report
+    the parent's peak), so read VmHWM, the high-water mark of this program's own memory, where there is one."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024  # kB
+    except (OSError, ValueError, IndexError):
+        pass
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
 
 
 def peak_rss(checkpoint: Path | None, dtype: str, device: str) -> dict[str, Any]:
@@ -408,12 +433,21 @@ def check(value: float, target: float, at_least: bool) -> str:
 
 
 def cpu_paths() -> list[Variant]:
-    return [
-        Variant("fp32", "fp32"),
-        Variant("bf16", "bf16"),
-        Variant("int8", "int8"),
+    """Each dtype with the threads storyterm gives it, plus int8 on every core and int8 variants."""
+    import torch
+
+    from storyterm.engine.fast_paths import int8_thread_count
+
+    cores, int8_threads = torch.get_num_threads(), int8_thread_count()
+    variants = [
+        Variant(f"fp32 ({cores} threads)", "fp32"),
+        Variant(f"bf16 ({cores} threads)", "bf16"),
+        Variant(f"int8 ({int8_threads} thread{'s' if int8_threads > 1 else ''})", "int8"),
+    ]
+    if cores != int8_threads:
+        variants.append(Variant(f"int8 ({cores} threads)", "int8", threads=cores))
+    return variants + [
         Variant("int8, lm_head fp32", "int8", include_lm_head=False),
-        Variant("int8, 1 thread", "int8", threads=1),
         Variant("int8 + static KV cache", "int8", overrides={"cache_implementation": "static"}),
     ]
 
@@ -468,15 +502,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         log(f"1+2: streaming vs bare generate vs pipeline ({auto})…")
         streaming = streaming_section(big, auto, args.device, args.runs, args.new_tokens)
         paths = gpu_paths() if gpu else cpu_paths()
+        small_variants = [replace(p) for p in paths if p.threads is None and not p.overrides]
         log("3: fast paths, GPT-2 124M shape…")
         big_paths = paths_section(big, paths, args.device, args.runs, args.new_tokens, None)
         log("3: fast paths, built-in model (with perplexity)…")
-        small_paths = paths_section(builtin, [p for p in paths if p.threads is None and not p.overrides],
+        small_paths = paths_section(builtin, small_variants,
                                     args.device, args.runs, args.new_tokens, eval_file)
         log(f"4: long vs short drafts ({auto})…")
         drafts = drafts_section(big, auto, args.device, args.runs, args.new_tokens, text)
-        drafts_static = drafts_section(big, auto, args.device, args.runs, args.new_tokens, text,
-                                       {"cache_implementation": "static"})
+        drafts_dynamic = drafts_section(big, auto, args.device, args.runs, args.new_tokens, text,
+                                        {"cache_implementation": None})
         drafts_small = drafts_section(builtin, builtin_auto, args.device, args.runs, args.new_tokens, text)
         log("5: peak memory…")
         rss = {
@@ -487,10 +522,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"built-in model, auto ({builtin_auto})": peak_rss(builtin, "auto", args.device),
         }
 
-    fp32_big = next((r for r in big_paths if r.path.label == "fp32" and r.speed.values), None)
+    fp32_big = next((r for r in big_paths if r.path.dtype == "fp32" and r.speed.values), None)
     working = [r for r in big_paths if r.speed.values and r is not fp32_big]
     fastest = max(working, key=lambda r: r.speed.median, default=None)
-    fp32_small = next((r for r in small_paths if r.path.label == "fp32"), None)
+    fp32_small = next((r for r in small_paths if r.path.dtype == "fp32"), None)
 
     def ppl_delta(result: PathResult | None) -> str:
         if result is None or result.perplexity is None or fp32_small is None or fp32_small.perplexity is None:
@@ -567,7 +602,7 @@ def main(argv: Sequence[str] | None = None) -> int:
          "| tokenizing the whole draft |")
     emit("|---|---|---|---|---|---|---|---|")
     for name, figures, dtype in (("GPT-2 124M shape", drafts, auto),
-                                 ("GPT-2 124M shape", drafts_static, f"{auto} + static KV cache"),
+                                 ("GPT-2 124M shape", drafts_dynamic, f"{auto}, dynamic KV cache always"),
                                  ("built-in", drafts_small, builtin_auto)):
         for which, tokens in (("short", SHORT_DRAFT_TOKENS), ("long", LONG_DRAFT_TOKENS)):
             prompt = figures["prompt_tokens"] if which == "long" else figures["short_prompt_tokens"]

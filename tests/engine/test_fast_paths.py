@@ -234,3 +234,28 @@ def test_generation_with_a_very_long_draft_keeps_producing_text(fp32_model, monk
     assert result.stats.new_tokens == GREEDY.max_new_tokens
     assert result.text.strip()
     assert max(len(text) for text in calls) < len(story) // 10  # only the tail was tokenized
+
+
+def test_long_prompts_on_cpu_use_a_static_cache_with_the_same_text(
+    fp32_model, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from storyterm.engine import generation
+
+    used: list[str | None] = []
+    original = type(fp32_model.model).generate
+
+    def spying_generate(self, *args, **kwargs):
+        used.append(kwargs["generation_config"].cache_implementation)
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(type(fp32_model.model), "generate", spying_generate)
+    story = "The ghost screams in the old house and the family runs into the night. " * 20
+    sampled = GREEDY.with_changes(do_sample=True, seed=3, num_alternatives=2)
+    request = GenerationRequest("horror", story, settings=sampled)
+    dynamic = StoryEngine(fp32_model).generate(request)
+    monkeypatch.setattr(generation, "STATIC_CACHE_MIN_PROMPT_TOKENS", 50)
+    static = StoryEngine(fp32_model).generate(request)
+    forced_dynamic = StoryEngine(fp32_model, generate_overrides={"cache_implementation": None}).generate(request)
+    assert used == [None, "static", None]
+    assert static.texts == dynamic.texts == forced_dynamic.texts
+    assert static.text.strip()
