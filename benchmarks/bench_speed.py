@@ -147,6 +147,7 @@ class Variant:
     threads: int | None = None  # None: what loading the model chose (fast_paths.apply_cpu_threads)
     overrides: dict[str, Any] = field(default_factory=dict)
     include_lm_head: bool = True
+    on_builtin: bool = True  # also measured on the built-in model (with perplexity)
 
 
 def load(checkpoint: Path, path: Variant, device: str):
@@ -432,29 +433,28 @@ def check(value: float, target: float, at_least: bool) -> str:
     return "✓" if ok else "✗"
 
 
-def cpu_paths() -> list[Variant]:
-    """Each dtype with the threads storyterm gives it, plus int8 on every core and int8 variants."""
-    import torch
-
+def cpu_paths(cores: int) -> list[Variant]:
+    """Each dtype with the threads storyterm gives it, plus int8 on all ``cores`` (torch's default thread count,
+    read before any model was loaded: loading an int8 model changes it) and int8 variants."""
     from storyterm.engine.fast_paths import int8_thread_count
 
-    cores, int8_threads = torch.get_num_threads(), int8_thread_count()
+    int8_threads = int8_thread_count()
     variants = [
-        Variant(f"fp32 ({cores} threads)", "fp32"),
-        Variant(f"bf16 ({cores} threads)", "bf16"),
+        Variant(f"fp32 ({cores} threads)", "fp32", threads=cores),
+        Variant(f"bf16 ({cores} threads)", "bf16", threads=cores),
         Variant(f"int8 ({int8_threads} thread{'s' if int8_threads > 1 else ''})", "int8"),
     ]
     if cores != int8_threads:
-        variants.append(Variant(f"int8 ({cores} threads)", "int8", threads=cores))
+        variants.append(Variant(f"int8 ({cores} threads)", "int8", threads=cores, on_builtin=False))
     return variants + [
         Variant("int8, lm_head fp32", "int8", include_lm_head=False),
-        Variant("int8 + static KV cache", "int8", overrides={"cache_implementation": "static"}),
+        Variant("int8 + static KV cache", "int8", overrides={"cache_implementation": "static"}, on_builtin=False),
     ]
 
 
 def gpu_paths() -> list[Variant]:
     return [Variant("fp32", "fp32"), Variant("fp16", "fp16"), Variant("bf16", "bf16"),
-            Variant("bf16 + static KV cache", "bf16", overrides={"cache_implementation": "static"})]
+            Variant("bf16 + static KV cache", "bf16", overrides={"cache_implementation": "static"}, on_builtin=False)]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -476,6 +476,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from storyterm.engine.devices import dtype_name, resolve_device, resolve_dtype
     from storyterm.engine.loading import BUILTIN_DIR
 
+    import torch
+
+    torch_threads = torch.get_num_threads()  # before any load: an int8 model sets fewer
     gpu = resolve_device(args.device).type == "cuda"
     builtin = args.builtin or BUILTIN_DIR
     eval_file = args.eval_file if args.eval_file and args.eval_file.is_file() else None
@@ -501,8 +504,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         log(f"1+2: streaming vs bare generate vs pipeline ({auto})…")
         streaming = streaming_section(big, auto, args.device, args.runs, args.new_tokens)
-        paths = gpu_paths() if gpu else cpu_paths()
-        small_variants = [replace(p) for p in paths if p.threads is None and not p.overrides]
+        paths = gpu_paths() if gpu else cpu_paths(torch_threads)
+        small_variants = [replace(p) for p in paths if p.on_builtin]
         log("3: fast paths, GPT-2 124M shape…")
         big_paths = paths_section(big, paths, args.device, args.runs, args.new_tokens, None)
         log("3: fast paths, built-in model (with perplexity)…")
