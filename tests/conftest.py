@@ -7,14 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from storyterm.engine.prompt import (
-    BOS_TOKEN,
-    CLASSIC_GENRES,
-    EOS_TOKEN,
-    PAD_TOKEN,
-    genre_token,
-    training_line,
-)
+from storyterm.engine.prompt import CLASSIC_GENRES, training_line
 
 TINY_CORPUS = [
     "A man walks into a bar and orders a drink while the city sleeps.",
@@ -42,29 +35,13 @@ def build_tiny_checkpoint(
     """Save a real GPT2LMHeadModel + fast tokenizer to ``path``; ``genres=None`` gives a checkpoint with no genre
     tokens (free mode)."""
     import torch
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+    from transformers import GPT2Config, GPT2LMHeadModel
 
-    genre_tokens = [genre_token(g) for g in genres or ()]
+    from training.train import train_tokenizer
+
+    # The same tokenizer recipe as a real from-scratch training run, on a few lines.
     lines = [training_line(g, text) for g in (genres or [None]) for text in TINY_CORPUS]
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, *genre_tokens],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(lines, trainer)
-    tokenizer = PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        extra_special_tokens=genre_tokens,
-        model_max_length=n_positions,
-    )
+    tokenizer = train_tokenizer(lines, list(genres or ()), vocab_size, model_max_length=n_positions)
     torch.manual_seed(seed)
     config = GPT2Config(
         vocab_size=len(tokenizer),
