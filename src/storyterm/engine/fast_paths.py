@@ -116,7 +116,7 @@ def quantize_int8(model: nn.Module, *, include_lm_head: bool = True) -> nn.Modul
 def int8_thread_count(cpu_count: int | None = None) -> int:
     """Intra-op threads for int8 decoding: half the cores, at least one.
 
-    Measured on 2 cores (benchmarks/bench_speed.py): int8 decoding ran about 1.25× faster on 1 thread than on 2.
+    Measured on 2 cores (benchmarks/bench_speed.py): int8 decoding ran about 1.4× faster on 1 thread than on 2.
     Its matrix-vector products are too small to be worth splitting, and the other core is left to the UI, the
     streamer and the tokenizer. Not measured on larger machines."""
     cores = cpu_count if cpu_count is not None else (os.cpu_count() or 1)
