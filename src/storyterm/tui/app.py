@@ -29,6 +29,7 @@ from textual.widgets import Footer, Header, Input, TextArea
 from textual.worker import get_current_worker
 
 from storyterm.config import DEFAULT_KEYS, load_config, save_config
+from storyterm.engine.devices import dtype_name
 from storyterm.engine.errors import StorytermError
 from storyterm.engine.prompt import title_prompt
 from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path
@@ -637,7 +638,7 @@ class StorytermApp(App[int]):
         self.status.set(
             model=loaded.name if loaded else self.spec.source,
             device=str(loaded.device) if loaded else self.spec.device,
-            dtype=str(loaded.dtype).removeprefix("torch.") if loaded else self.spec.dtype,
+            dtype=dtype_name(loaded.dtype) if loaded else self.spec.dtype,
             load_state=state,
             context_window=loaded.context_window if loaded else None,
             draft_name=self.draft_path.stem if self.draft_path else self.draft.title,
