@@ -164,8 +164,8 @@ def generation_config_for(tokenizer, genres: Sequence[str]):
     """The seed's sampling defaults; genre/BOS/PAD tokens suppressed so they never appear mid-story."""
     from transformers import GenerationConfig
 
-    suppressed = [tokenizer.convert_tokens_to_ids(genre_token(g)) for g in genres]
-    suppressed += [tokenizer.bos_token_id, tokenizer.pad_token_id]
+    from storyterm.engine.generation import suppressed_token_ids
+
     return GenerationConfig(
         do_sample=DEFAULT_SETTINGS.do_sample,
         temperature=DEFAULT_SETTINGS.temperature,
@@ -176,7 +176,7 @@ def generation_config_for(tokenizer, genres: Sequence[str]):
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,
-        suppress_tokens=sorted({int(i) for i in suppressed if i is not None}),
+        suppress_tokens=suppressed_token_ids(tokenizer, list(genres)),
     )
 
 

@@ -210,6 +210,17 @@ class _Run:
         return self.thread is not None and self.thread.is_alive()
 
 
+def suppressed_token_ids(tokenizer: Any, genres: list[str] | tuple[str, ...]) -> list[int]:
+    """Genre, BOS and PAD ids, never to be sampled (a small model would otherwise switch genre mid-story).
+
+    Shared with ``training/``, which writes them into a checkpoint's generation_config.json."""
+    vocab = tokenizer.get_vocab()
+    eos_id = vocab.get(EOS_TOKEN, tokenizer.eos_token_id)
+    never = [vocab.get(genre_token(genre)) for genre in genres]
+    never += [vocab.get(BOS_TOKEN, tokenizer.bos_token_id), vocab.get(PAD_TOKEN, tokenizer.pad_token_id)]
+    return sorted({int(i) for i in never if i is not None and i != eos_id})
+
+
 class StoryEngine:
     """Runs generations for one loaded model, one at a time."""
 
@@ -225,9 +236,7 @@ class StoryEngine:
         self._eos_id = vocab.get(EOS_TOKEN, tokenizer.eos_token_id)
         pad_id = vocab.get(PAD_TOKEN, tokenizer.pad_token_id)
         self._pad_id = pad_id if pad_id is not None else self._eos_id
-        never = [vocab.get(genre_token(genre)) for genre in loaded.genres]
-        never += [vocab.get(BOS_TOKEN, tokenizer.bos_token_id), pad_id]
-        self._suppressed = sorted({i for i in never if i is not None and i != self._eos_id})
+        self._suppressed = suppressed_token_ids(tokenizer, loaded.genres)
 
     @property
     def busy(self) -> bool:
