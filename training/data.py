@@ -3,12 +3,16 @@
 Packing concatenates stories into full blocks of ``block_size`` tokens (no padding, no story truncated). When a
 story does not fit into the rest of a block, its remainder continues in the next block *behind a repeated
 ``<BOS> <genre>`` header*: every training token is then conditioned on its genre exactly as at inference, where the
-engine keeps the header and drops the oldest story tokens once a story outgrows the context window.
+engine keeps the header and drops the oldest story tokens once a story outgrows the context window. A continuation
+starts at the beginning of the sentence the previous block cut (those few tokens are read twice), so the model
+never learns that a header may be followed by half a word.
 """
 
 from __future__ import annotations
 
+import bisect
 import random
+import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -27,6 +31,7 @@ class TokenizedStory:
     header: list[int]   # <BOS> <genre>
     body: list[int]     # the text and <EOS>
     text_bytes: int
+    sentence_starts: tuple[int, ...] = ()   # body indices where a sentence begins (ascending, never 0)
 
     @property
     def length(self) -> int:
@@ -43,16 +48,50 @@ def tokenize_stories(stories: Sequence[Story], tokenizer) -> list[TokenizedStory
         return []
     headers: dict[str, list[int]] = {}
     lines = [story.line() for story in stories]
-    encoded = tokenizer(lines, add_special_tokens=False)["input_ids"]
+    fast = getattr(tokenizer, "is_fast", False)
+    encoded = tokenizer(lines, add_special_tokens=False, return_offsets_mapping=fast)
+    offsets = encoded["offset_mapping"] if fast else [None] * len(lines)
     result = []
-    for story, ids in zip(stories, encoded, strict=True):
+    for story, line, ids, spans in zip(stories, lines, encoded["input_ids"], offsets, strict=True):
         header = headers.get(story.genre)
         if header is None:
             header = headers[story.genre] = tokenizer(build_header(story.genre), add_special_tokens=False)["input_ids"]
         if ids[: len(header)] != header:
             raise ValueError(f"the tokenizer does not split the header of a {story.genre} story off cleanly")
-        result.append(TokenizedStory(story.genre, header, ids[len(header):], len(story.text.encode("utf-8"))))
+        body = ids[len(header):]
+        starts = sentence_start_tokens(line, spans, len(header), len(body)) if spans is not None else ()
+        result.append(TokenizedStory(story.genre, header, body, len(story.text.encode("utf-8")), starts))
     return result
+
+
+# The end of a sentence: . ! ? (…) possibly followed by closing quotes or brackets, then whitespace.
+_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s+\S)")
+
+
+def sentence_start_tokens(line: str, spans: Sequence[tuple[int, int]], header_len: int, body_len: int) -> tuple[int, ...]:
+    """Body token indices that begin a sentence, from the tokenizer's character offsets.
+
+    A sentence begins at the first token that starts after the end punctuation (with byte-level BPE that token
+    carries the space, like "ĠThe").
+    """
+    token_starts = [start for start, _ in spans]
+    found: list[int] = []
+    for match in _SENTENCE_END.finditer(line):
+        index = bisect.bisect_left(token_starts, match.end()) - header_len
+        if 0 < index < body_len and (not found or index > found[-1]):
+            found.append(index)
+    return tuple(found)
+
+
+def continuation_start(story: TokenizedStory, position: int, previous_start: int, max_reread: int) -> int:
+    """Where the next piece of a story that was cut at ``position`` begins: the start of the cut sentence if it is
+    after the previous piece's start and no more than ``max_reread`` tokens back, else ``position`` itself."""
+    index = bisect.bisect_right(story.sentence_starts, position) - 1
+    if index >= 0:
+        start = story.sentence_starts[index]
+        if start > previous_start and position - start <= max_reread:
+            return start
+    return position
 
 
 def balance_repeats(stories: Sequence[TokenizedStory], power: float) -> list[int]:
@@ -74,7 +113,9 @@ def pack_stories(stories: Sequence[TokenizedStory], block_size: int, pad_id: int
 
     When the free end of a block cannot hold a header and one token, it is filled with ``pad_id`` (at most a
     header's length; those positions get no loss). The last, partial block is dropped, as ``run_clm`` does.
+    A continuation re-reads the cut sentence from its start (at most a quarter of a block back).
     """
+    max_reread = block_size // 4
     blocks: list[list[int]] = []
     current: list[int] = []
     for story in stories:
@@ -82,12 +123,16 @@ def pack_stories(stories: Sequence[TokenizedStory], block_size: int, pad_id: int
         if len(header) + 1 > block_size:
             raise ValueError(f"block size {block_size} cannot hold a header of {len(header)} tokens")
         position = 0
+        piece_start = -1
         while position < len(body):
             room = block_size - len(current) - len(header)
             if room < 1:
                 blocks.append(current + [pad_id] * (block_size - len(current)))
                 current = []
                 continue
+            if position > 0:
+                position = continuation_start(story, position, piece_start, max_reread)
+            piece_start = position
             take = min(room, len(body) - position)
             current.extend(header)
             current.extend(body[position : position + take])

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from storyterm.engine.prompt import CLASSIC_GENRES, genre_token, training_line
-from training.data import TokenizedStory, balance_repeats, pack_stories
+from training.common import Story
+from training.data import TokenizedStory, balance_repeats, pack_stories, tokenize_stories
 from training.train import main as train_main
 
 PAD = 0
@@ -54,6 +55,40 @@ def test_packing_pads_only_the_space_a_header_cannot_use():
     blocks = pack_stories([story("drama", list(range(1000, 1013))), story("sci_fi", list(range(2000, 2020)))],
                           block_size=16, pad_id=PAD)
     assert blocks[0] == [1, 105, *range(1000, 1013), PAD]
+
+
+def test_sentence_starts_come_from_the_tokenizer_offsets():
+    from training.train import train_tokenizer
+
+    text = 'The ship lands. "Run!" she cries. Nobody moves... The end'
+    tokenizer = train_tokenizer([training_line("sci_fi", text)] * 3, ["sci_fi"], 300, 64)
+    [tokenized] = tokenize_stories([Story("sci_fi", text)], tokenizer)
+    pieces = [tokenizer.decode(tokenized.body[i:]) for i in tokenized.sentence_starts]
+    assert [piece.lstrip()[:6] for piece in pieces] == ['"Run!"', "she cr", "Nobody", "The en"]
+
+
+def test_a_continuation_rereads_the_cut_sentence_from_its_start():
+    body = list(range(1000, 1040))
+    sentences = story("drama", body)
+    sentences = TokenizedStory("drama", sentences.header, body, 40, sentence_starts=(10, 25, 33))
+    blocks = pack_stories([sentences], block_size=16, pad_id=PAD)
+    # Block 0 holds body[0:14]; the cut sentence began at 10 (4 back), so block 1 restarts there. Block 1 ends at 24,
+    # whose sentence also began at 10 — not after block 1's own start — so block 2 goes on from 24 itself.
+    assert blocks[0][2:] == body[0:14]
+    assert blocks[1][:2] == sentences.header and blocks[1][2:] == body[10:24]
+    assert blocks[2][2:] == body[24:38]
+
+
+def test_a_continuation_never_rereads_more_than_a_quarter_block_or_goes_backwards():
+    body = list(range(1000, 1060))
+    # The only sentence start is far behind the first cut (at 14): more than 16 // 4 = 4 tokens back → no re-read.
+    far = TokenizedStory("drama", [1, 105], body, 60, sentence_starts=(3,))
+    blocks = pack_stories([far], block_size=16, pad_id=PAD)
+    assert blocks[1][2:] == body[14:28]
+    # A start exactly at the previous piece's beginning would loop forever; it is ignored.
+    same = TokenizedStory("drama", [1, 105], body, 60, sentence_starts=(14,))
+    blocks = pack_stories([same], block_size=16, pad_id=PAD)
+    assert [b[2] for b in blocks] == [1000, 1014, 1028, 1042]
 
 
 def test_balance_repeats_rare_genres_more_but_never_drops():
