@@ -1,8 +1,9 @@
 """Streaming story generation: ``model.generate`` in a background thread feeding a TextIteratorStreamer.
 
 One StoryEngine runs one generation at a time. ``stream()`` validates the request, trims the story to the
-context window (the header and memory are kept, the oldest story tokens go), and returns a GenerationStream
-whose iterator yields the text of alternative 0 as it is decoded. ``cancel()`` is checked by a stopping
+context window (the header and memory are kept, the oldest story tokens go — in jumps, see ``context.py``, so the
+KV cache of the previous passage can be reused), and returns a GenerationStream whose iterator yields the text of
+alternative 0 as it is decoded. ``cancel()`` is checked by a stopping
 criterion after every decoding step; an exception raised in the thread is re-raised to the consumer.
 """
 
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from .context import PromptCache, SmartWindow
 from .errors import EngineBusyError, StorytermError, UnknownGenreError
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token
 from .settings import DEFAULT_SETTINGS, SamplerSettings
@@ -63,6 +65,7 @@ class GenerationStats:
     elapsed_s: float
     context_trimmed: bool
     context_window: int
+    cached_prompt_tokens: int = 0  # prompt tokens whose keys and values came from the previous passage
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -73,6 +76,7 @@ class GenerationStats:
             "elapsed_s": self.elapsed_s,
             "context_trimmed": self.context_trimmed,
             "context_window": self.context_window,
+            "cached_prompt_tokens": self.cached_prompt_tokens,
         }
 
 
@@ -224,10 +228,15 @@ def suppressed_token_ids(tokenizer: Any, genres: list[str] | tuple[str, ...]) ->
 class StoryEngine:
     """Runs generations for one loaded model, one at a time."""
 
-    def __init__(self, loaded: LoadedModel, *, generate_overrides: Mapping[str, Any] | None = None):
-        """``generate_overrides``: extra GenerationConfig fields (the benchmark sets ``min_new_tokens``)."""
+    def __init__(self, loaded: LoadedModel, *, generate_overrides: Mapping[str, Any] | None = None,
+                 smart_context: bool = True):
+        """``generate_overrides``: extra GenerationConfig fields (the benchmark sets ``min_new_tokens``).
+        ``smart_context``: slide a long story's window in jumps and reuse the previous passage's KV cache (False:
+        the window always ends with the most recent tokens, and every passage reads its prompt from scratch)."""
         self.loaded = loaded
         self._generate_overrides = dict(generate_overrides or {})
+        self._smart_window = SmartWindow(self._encode_writer_text) if smart_context else None
+        self._prompt_cache = PromptCache() if smart_context else None
         self._lock = threading.Lock()
         tokenizer = loaded.tokenizer
         vocab = tokenizer.get_vocab()
@@ -278,35 +287,38 @@ class StoryEngine:
             header_ids += self._encode_writer_text((" " if base else "") + memory)
         story = request.story.lstrip()
         budget = self.loaded.context_window - request.settings.max_new_tokens
-        story_ids, story_cut = self._encode_story_tail(story, leading_space=bool(header_ids), min_tokens=budget)
-        trimmed = story_cut or len(header_ids) + len(story_ids) > budget
+        story_ids, tail_start = self._encode_story_tail(story, leading_space=bool(header_ids), min_tokens=budget)
+        trimmed = tail_start is not None or len(header_ids) + len(story_ids) > budget
         if trimmed:
             # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
             header_cap = max(1, budget - min(len(story_ids), budget // 2))
             header_ids = header_ids[:header_cap]
             keep = budget - len(header_ids)
-            story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
+            if self._smart_window is not None:
+                story_ids = self._smart_window.story_ids(story, tail_start or 0, story_ids, keep)
+            else:
+                story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
         input_ids = list(header_ids) + list(story_ids)
         if not input_ids:
             raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
         return PreparedPrompt(input_ids, len(header_ids), len(story_ids), trimmed)
 
-    def _encode_story_tail(self, story: str, *, leading_space: bool, min_tokens: int) -> tuple[list[int], bool]:
-        """The story's token ids, or only those of its tail when that alone fills the window (``True`` then).
+    def _encode_story_tail(self, story: str, *, leading_space: bool, min_tokens: int) -> tuple[list[int], int | None]:
+        """The story's token ids, or only those of its tail when that alone fills the window (with the tail's start).
 
         A long draft is not tokenized whole for every passage: the tail of ``_TAIL_CHARS_PER_TOKEN`` characters per
         window token, cut where whitespace follows a non-space character, gives the same ids as the whole text's
         end (byte-level BPE pre-tokens never span such a point). If the tail is too short, encode it all."""
         if not story:
-            return [], False
+            return [], None
         limit = max(min_tokens, 1) * _TAIL_CHARS_PER_TOKEN
         if len(story) > limit:
             cut = _word_boundary_at_or_after(story, len(story) - limit)
             if cut is not None:
                 tail_ids = self._encode_writer_text(story[cut:])
                 if len(tail_ids) >= min_tokens:
-                    return tail_ids, True
-        return self._encode_writer_text((" " if leading_space else "") + story), False
+                    return tail_ids, cut
+        return self._encode_writer_text((" " if leading_space else "") + story), None
 
     def _encode_writer_text(self, text: str) -> list[int]:
         return list(self.loaded.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
@@ -336,10 +348,15 @@ class StoryEngine:
         self.validate(request)
         prepared = self.prepare(request)
         config = self.generation_config(request.settings)
+        reuse_cache = (
+            self._prompt_cache is not None
+            and request.settings.num_alternatives == 1
+            and "cache_implementation" not in self._generate_overrides
+        )
         if (
-            "cache_implementation" not in self._generate_overrides
-            and self.loaded.device.type == "cpu"
-            and len(prepared.input_ids) >= STATIC_CACHE_MIN_PROMPT_TOKENS
+            not reuse_cache
+            and "cache_implementation" not in self._generate_overrides
+            and self._wants_static_cache(len(prepared.input_ids))
         ):
             config.cache_implementation = "static"
         seed = None
@@ -351,7 +368,7 @@ class StoryEngine:
             run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer), strip_leading=not request.story.strip())
             thread = threading.Thread(
                 target=self._generate_in_thread,
-                args=(run, prepared, config, seed),
+                args=(run, prepared, config, seed, reuse_cache),
                 name="storyterm-generate",
                 daemon=True,
             )
@@ -368,14 +385,34 @@ class StoryEngine:
             pass
         return stream.result()
 
-    def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, config: GenerationConfig, seed: int | None):
+    def _wants_static_cache(self, prompt_tokens: int) -> bool:
+        return self.loaded.device.type == "cpu" and prompt_tokens >= STATIC_CACHE_MIN_PROMPT_TOKENS
+
+    def _new_cache(self, prompt_tokens: int) -> Any:
+        from transformers import DynamicCache, StaticCache
+
+        config = self.loaded.model.config
+        if self._wants_static_cache(prompt_tokens):
+            return StaticCache(config=config, max_cache_len=self.loaded.context_window)
+        return DynamicCache(config=config)
+
+    def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, config: GenerationConfig, seed: int | None,
+                            reuse_cache: bool = False):
         import torch
 
         model = self.loaded.model
         started = time.perf_counter()
+        cache_kwargs: dict[str, Any] = {}
+        cached_tokens = 0
         try:
             if seed is not None:
                 torch.manual_seed(seed)
+            if reuse_cache:
+                assert self._prompt_cache is not None
+                cache, cached_tokens = self._prompt_cache.take(
+                    prepared.input_ids, lambda: self._new_cache(len(prepared.input_ids))
+                )
+                cache_kwargs["cache"] = cache
             input_ids = torch.tensor([prepared.input_ids], dtype=torch.long, device=self.loaded.device)
             with torch.inference_mode():
                 sequences = model.generate(
@@ -384,10 +421,15 @@ class StoryEngine:
                     generation_config=config,
                     streamer=run.streamer,
                     stopping_criteria=StoppingCriteriaList([_CancelCriterion(run.cancelled)]),
+                    **cache_kwargs,
                 )
             elapsed = time.perf_counter() - started
-            run.result = self._build_result(run, prepared, sequences, elapsed, started, seed)
+            if reuse_cache:
+                self._prompt_cache.keep(cache_kwargs["cache"], sequences[0].tolist())
+            run.result = self._build_result(run, prepared, sequences, elapsed, started, seed, cached_tokens)
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
+            if self._prompt_cache is not None:
+                self._prompt_cache.clear()
             run.error = error
         finally:
             run.streamer.close()
@@ -395,7 +437,7 @@ class StoryEngine:
             run.finished.set()
 
     def _build_result(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, elapsed: float,
-                      started: float, seed: int | None) -> GenerationResult:
+                      started: float, seed: int | None, cached_tokens: int = 0) -> GenerationResult:
         tokenizer = self.loaded.tokenizer
         prompt_length = len(prepared.input_ids)
         texts = []
@@ -413,5 +455,6 @@ class StoryEngine:
             elapsed_s=elapsed,
             context_trimmed=prepared.context_trimmed,
             context_window=self.loaded.context_window,
+            cached_prompt_tokens=cached_tokens,
         )
         return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed)

@@ -1,0 +1,150 @@
+"""Long stories without re-reading the window for every passage: a window that slides in jumps ("smart context",
+as KoboldCpp calls it) and a KV cache kept from one passage to the next.
+
+GPT-2's positions are absolute, so cached keys and values stay valid only while the window's first token stays the
+same. A window that slid by the few tokens of every new passage would have to be read again from scratch each time
+(a ~1 000-token prompt costs seconds on a laptop CPU). Instead, once a story outgrows the window, the window starts
+at a sentence about a third of the window back from full, and stays anchored there while passages are added; only
+when it is full again does it jump forward. Between jumps each passage only reads the tokens it has not seen.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+# How much of the story's share of the window is left free after a jump: larger means fewer re-reads, less context.
+SMART_CONTEXT_SLACK = 1 / 3
+
+# Whitespace that ends a sentence: after . ! ? … and any closing quotes or brackets.
+_SENTENCE_GAP = re.compile(r"(?<=[.!?…][\"'”’)\]])\s|(?<=[.!?…])\s")
+_WORD_GAP = re.compile(r"(?<=\S)\s")
+
+
+def _digest(text: str) -> str:
+    return hashlib.blake2b(text.encode("utf-8"), digest_size=16).hexdigest()
+
+
+@dataclass(frozen=True)
+class _Anchor:
+    offset: int      # index of the whitespace that starts the window in the story text
+    prefix: str      # digest of story[:offset]: an edit before the anchor invalidates it
+
+
+class SmartWindow:
+    """Chooses where a long story's window starts, remembering the choice between passages.
+
+    ``encode(text)`` must tokenize writer text; cutting the text at whitespace that follows a non-space character
+    gives the same ids as the whole text's end (byte-level BPE never merges across such a point)."""
+
+    def __init__(self, encode: Callable[[str], list[int]], slack: float = SMART_CONTEXT_SLACK):
+        if not 0 <= slack < 1:
+            raise ValueError("slack must be in [0, 1)")
+        self._encode = encode
+        self._slack = slack
+        self._anchor: _Anchor | None = None
+
+    def reset(self) -> None:
+        self._anchor = None
+
+    def story_ids(self, story: str, tail_start: int, tail_ids: Sequence[int], keep: int) -> list[int]:
+        """The ids of the story's window: at most ``keep`` tokens, ending with the story.
+
+        ``tail_ids`` are the ids of ``story[tail_start:]`` (at least ``keep`` of them, or the whole story)."""
+        if keep <= 0:
+            return []
+        anchor = self._anchor
+        if anchor is not None and tail_start <= anchor.offset < len(story) and _digest(story[: anchor.offset]) == anchor.prefix:
+            ids = self._encode(story[anchor.offset:])
+            if len(ids) <= keep:
+                return ids
+        return self._jump(story, tail_start, tail_ids, keep)
+
+    def _jump(self, story: str, tail_start: int, tail_ids: Sequence[int], keep: int) -> list[int]:
+        """A new anchor: the first sentence (else word) gap from which the rest fits in ``keep - slack`` tokens."""
+        target = max(1, keep - int(keep * self._slack))
+        if len(tail_ids) <= target:
+            self._anchor = None
+            return list(tail_ids)
+        for gaps in (_SENTENCE_GAP, _WORD_GAP):
+            offset = self._fitting_gap(story, tail_start, gaps, target, keep)
+            if offset is not None:
+                self._anchor = _Anchor(offset, _digest(story[:offset]))
+                return self._encode(story[offset:])
+        self._anchor = None
+        return list(tail_ids[len(tail_ids) - keep :])
+
+    def _fitting_gap(self, story: str, start: int, gaps: re.Pattern[str], target: int, keep: int) -> int | None:
+        """The earliest gap at or after ``start`` from which the rest of the story is at most ``target`` tokens."""
+        positions = [m.start() for m in gaps.finditer(story, max(start, 1))]
+        if not positions:
+            return None
+        # Binary search for the earliest gap whose rest is at most ``target`` tokens (token counts fall as the gap
+        # moves right); a few tokenizations of at most one window of text.
+        low, high = 0, len(positions) - 1
+        best = None
+        while low <= high:
+            middle = (low + high) // 2
+            if len(self._encode(story[positions[middle]:])) <= target:
+                best, high = middle, middle - 1
+            else:
+                low = middle + 1
+        if best is None:
+            return None
+        offset = positions[best]
+        return offset if len(self._encode(story[offset:])) <= keep else None
+
+
+class PromptCache:
+    """The KV cache of the last passage and the token ids it holds, reused when the next prompt starts the same way.
+
+    Only for one-row generations (alternatives expand the batch). ``make_cache(prompt_length)`` builds an empty
+    cache of the kind the engine wants for that prompt; a cache of another kind is not reused."""
+
+    def __init__(self) -> None:
+        self._cache: Any = None
+        self._ids: list[int] = []
+
+    @property
+    def cached_tokens(self) -> int:
+        return len(self._ids) if self._cache is not None else 0
+
+    def clear(self) -> None:
+        self._cache = None
+        self._ids = []
+
+    def take(self, input_ids: Sequence[int], make_cache: Callable[[], Any]) -> tuple[Any, int]:
+        """A cache to pass to ``generate`` for ``input_ids`` and how many of their tokens it already holds."""
+        fresh = make_cache()
+        cache, held = self._cache, self._ids
+        self.clear()
+        if cache is None or type(cache) is not type(fresh) or not held:
+            return fresh, 0
+        common = _common_prefix(held, input_ids)
+        reusable = min(common, len(input_ids) - 1)  # generate needs at least one token to read
+        if reusable <= 0:
+            return fresh, 0
+        surplus = int(cache.get_seq_length()) - reusable
+        if surplus > 0:
+            cache.crop(-surplus)
+        return cache, reusable
+
+    def keep(self, cache: Any, sequence: Sequence[int]) -> None:
+        """After a generation: ``sequence`` is the prompt and the new tokens; the cache holds all but the last."""
+        length = int(cache.get_seq_length())
+        if 0 < length <= len(sequence):
+            self._cache, self._ids = cache, list(sequence[:length])
+        else:
+            self.clear()
+
+
+def _common_prefix(a: Sequence[int], b: Sequence[int]) -> int:
+    limit = min(len(a), len(b))
+    index = 0
+    while index < limit and a[index] == b[index]:
+        index += 1
+    return index
+
