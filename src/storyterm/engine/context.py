@@ -101,8 +101,8 @@ class SmartWindow:
 class PromptCache:
     """The KV cache of the last passage and the token ids it holds, reused when the next prompt starts the same way.
 
-    Only for one-row generations (alternatives expand the batch). ``make_cache(prompt_length)`` builds an empty
-    cache of the kind the engine wants for that prompt; a cache of another kind is not reused."""
+    Only for one-row generations (alternatives expand the batch). ``make_cache()`` builds an empty cache of the
+    kind the engine wants for a prompt that shares nothing with the previous one."""
 
     def __init__(self) -> None:
         self._cache: Any = None
@@ -118,15 +118,12 @@ class PromptCache:
 
     def take(self, input_ids: Sequence[int], make_cache: Callable[[], Any]) -> tuple[Any, int]:
         """A cache to pass to ``generate`` for ``input_ids`` and how many of their tokens it already holds."""
-        fresh = make_cache()
         cache, held = self._cache, self._ids
         self.clear()
-        if cache is None or type(cache) is not type(fresh) or not held:
-            return fresh, 0
-        common = _common_prefix(held, input_ids)
-        reusable = min(common, len(input_ids) - 1)  # generate needs at least one token to read
-        if reusable <= 0:
-            return fresh, 0
+        reusable = min(_common_prefix(held, input_ids), len(input_ids) - 1)  # generate needs one token to read
+        if cache is None or reusable <= 0:
+            return make_cache(), 0
+        # The kept cache is reused whatever its kind: re-reading the window costs far more than a slower kind.
         surplus = int(cache.get_seq_length()) - reusable
         if surplus > 0:
             cache.crop(-surplus)

@@ -247,6 +247,13 @@ class StoryEngine:
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = suppressed_token_ids(tokenizer, loaded.genres)
 
+    def forget_context(self) -> None:
+        """Drop the remembered window start and the previous passage's KV cache (the next passage reads afresh)."""
+        if self._smart_window is not None:
+            self._smart_window.reset()
+        if self._prompt_cache is not None:
+            self._prompt_cache.clear()
+
     @property
     def busy(self) -> bool:
         return self._lock.locked()
