@@ -489,6 +489,8 @@ def cpu_paths(cores: int) -> list[Variant]:
     ]
     if cores != int8_threads:
         variants.append(Variant(f"int8 ({cores} threads)", "int8", threads=cores, on_builtin=False))
+    if cores != 1:  # int8 runs on one thread here: fp32 on one thread says how much of its lead is the thread count
+        variants.insert(1, Variant("fp32 (1 thread)", "fp32", threads=1))
     return variants + [
         Variant("int8, lm_head fp32", "int8", include_lm_head=False),
         Variant("int8 + static KV cache", "int8", overrides={"cache_implementation": "static"}, on_builtin=False),

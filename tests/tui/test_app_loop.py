@@ -6,6 +6,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
+
 from textual.pilot import Pilot
 
 from storyterm.engine.loading import ModelSpec
@@ -305,15 +307,18 @@ async def test_generate_before_the_model_loads_waits_visibly(make_app, tiny_load
         assert app.draft.text == "Darkseid"
 
 
-async def test_engine_error_is_a_notification_and_the_story_is_untouched(make_app, scripted_engine) -> None:
+def failing_engine(scripted_engine, *, pieces: int, from_request: int = 1):
+    """An engine whose ``from_request``-th and later streams yield ``pieces`` pieces, then raise out-of-memory."""
+
     class FailingEngine(scripted_engine):
         def stream(self, request):
             stream = super().stream(request)
-            pieces = iter(stream)
+            if len(self.requests) < from_request:
+                return stream
 
             class Failing:
                 def __iter__(self):
-                    yield next(pieces)
+                    yield from list(stream)[:pieces]
                     raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
 
                 def cancel(self):
@@ -321,7 +326,14 @@ async def test_engine_error_is_a_notification_and_the_story_is_untouched(make_ap
 
             return Failing()
 
-    app = make_app(engine_factory=FailingEngine)
+    return FailingEngine
+
+
+@pytest.mark.parametrize("debug", [False, True])
+async def test_engine_error_is_a_notification_and_the_story_is_untouched(make_app, scripted_engine, debug) -> None:
+    from storyterm.tui.app import debug_log_path
+
+    app = make_app(engine_factory=failing_engine(scripted_engine, pieces=1), debug=debug)
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press(*"A monster")
@@ -331,6 +343,12 @@ async def test_engine_error_is_a_notification_and_the_story_is_untouched(make_ap
         assert errors and "out of memory" in errors[-1]
         assert app.draft.text == app.editor.text == "A monster"
         assert app.draft.pending is None and not app.editor.read_only
+    # --debug: the notification says where the traceback went, and it is there.
+    assert (f"traceback in {debug_log_path()}" in errors[-1]) == debug
+    assert debug_log_path().is_file() == debug
+    if debug:
+        log = debug_log_path().read_text(encoding="utf-8")
+        assert "Traceback (most recent call last)" in log and "RuntimeError: CUDA out of memory" in log
 
 
 async def test_tab_moves_focus_when_nothing_is_pending(make_app) -> None:
@@ -445,23 +463,7 @@ async def test_regenerate_after_accept_replaces_the_accepted_passage_and_keeps_i
 
 
 async def test_a_failed_regenerate_of_the_accepted_passage_leaves_the_story_as_it_was(make_app, scripted_engine) -> None:
-    class FailsSecondTime(scripted_engine):
-        def stream(self, request):
-            stream = super().stream(request)
-            if len(self.requests) < 2:
-                return stream
-
-            class Failing:
-                def __iter__(self):
-                    yield from list(stream)[:2]
-                    raise RuntimeError("CUDA out of memory")
-
-                def cancel(self):
-                    stream.cancel()
-
-            return Failing()
-
-    app = make_app(engine_factory=FailsSecondTime)
+    app = make_app(engine_factory=failing_engine(scripted_engine, pieces=2, from_request=2))
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
         await pilot.press(*"A treasure hunter")

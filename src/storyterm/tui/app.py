@@ -259,10 +259,27 @@ class StorytermApp(App[int]):
             self._post_from_thread(self.LoadFinished(spec, None, None, str(error), serial))
             return
         except Exception as error:  # noqa: BLE001 - e.g. out of memory: report, keep the old model
-            self._post_from_thread(self.LoadFinished(spec, None, None,
-                                                     f"could not load {spec.source}: {_first_line(error)}", serial))
+            message = f"could not load {spec.source}: {_first_line(error)}{self._debug_traceback(error)}"
+            self._post_from_thread(self.LoadFinished(spec, None, None, message, serial))
             return
         self._post_from_thread(self.LoadFinished(spec, loaded, engine, None, serial))
+
+    def _debug_traceback(self, error: BaseException) -> str:
+        """With ``--debug``: append the traceback to the debug log and say where it is (else nothing)."""
+        if not self.debug_mode:
+            return ""
+        import datetime
+        import traceback
+
+        path = debug_log_path()
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a", encoding="utf-8") as log:
+                log.write(f"--- {datetime.datetime.now().isoformat(timespec='seconds')}\n")
+                log.write("".join(traceback.format_exception(error)))
+        except OSError as log_error:
+            return f" (traceback not written: {_first_line(log_error)})"
+        return f" (traceback in {path})"
 
     def _post_from_thread(self, message: Message) -> None:
         try:
@@ -409,7 +426,8 @@ class StorytermApp(App[int]):
             self._post_from_thread(self.GenerationFinished(request, None, str(error)))
             return
         except Exception as error:  # noqa: BLE001 - out of memory and friends become a notification
-            self._post_from_thread(self.GenerationFinished(request, None, f"generation failed: {_first_line(error)}"))
+            message = f"generation failed: {_first_line(error)}{self._debug_traceback(error)}"
+            self._post_from_thread(self.GenerationFinished(request, None, message))
             return
         self._post_from_thread(self.GenerationFinished(request, result, None))
 
@@ -920,6 +938,13 @@ def _draft_label(info: DraftInfo) -> str:
 
 def _genre_summary(genres: list[str]) -> str:
     return f"{len(genres)} genres" if genres else "free mode"
+
+
+def debug_log_path() -> Path:
+    """Where ``--debug`` writes the tracebacks of unexpected errors (a notification cannot hold one)."""
+    import platformdirs
+
+    return platformdirs.user_log_path("storyterm") / "debug.log"
 
 
 def _first_line(error: BaseException) -> str:
