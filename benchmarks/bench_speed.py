@@ -182,6 +182,8 @@ class StreamTiming:
     first_text_s: float  # stream() → first text piece in the consumer's hands
     decode_tokens_per_s: float  # tokens after the first ÷ the time after the first token
     new_tokens: int
+    elapsed_s: float
+    result: Any  # the GenerationResult
 
 
 def timed_stream(engine, request, threads: int | None = None) -> StreamTiming:
@@ -204,7 +206,7 @@ def timed_stream(engine, request, threads: int | None = None) -> StreamTiming:
     stats = result.stats
     first_token = stats.time_to_first_token_s or elapsed
     decode = (stats.new_tokens - 1) / max(elapsed - first_token, 1e-9)
-    return StreamTiming(stats.new_tokens / elapsed, first_text or elapsed, decode, stats.new_tokens)
+    return StreamTiming(stats.new_tokens / elapsed, first_text or elapsed, decode, stats.new_tokens, elapsed, result)
 
 
 def warm_up(engine, request) -> None:
@@ -395,19 +397,13 @@ def sessions_section(checkpoint: Path, dtype: str, device: str, runs: int, new_t
             engine.forget_context()
             new_tokens_total, elapsed, firsts, cached = 0, 0.0, [], []
             for _ in range(passages):
-                request = request_for(story, new_tokens)
-                started = time.perf_counter()
-                stream = engine.stream(request)
-                first = None
-                for _piece in stream:
-                    if first is None:
-                        first = time.perf_counter() - started
-                result = stream.result()
-                elapsed += time.perf_counter() - started
-                new_tokens_total += result.stats.new_tokens
-                firsts.append(first if first is not None else elapsed)
-                cached.append(result.stats.cached_prompt_tokens / max(1, result.stats.prompt_tokens))
-                story += result.text
+                timing = timed_stream(engine, request_for(story, new_tokens))
+                stats = timing.result.stats
+                elapsed += timing.elapsed_s
+                new_tokens_total += timing.new_tokens
+                firsts.append(timing.first_text_s)
+                cached.append(stats.cached_prompt_tokens / max(1, stats.prompt_tokens))
+                story += timing.result.text
             figures[name].add(new_tokens_total / elapsed)
             figures[f"{name}_first"].add(statistics.mean(firsts))
             if name == "long":
