@@ -186,9 +186,13 @@ class StreamTiming:
     result: Any  # the GenerationResult
 
 
-def timed_stream(engine, request, threads: int | None = None) -> StreamTiming:
+def timed_stream(engine, request, threads: int | None = None, *, fresh: bool = True) -> StreamTiming:
+    """``fresh``: forget the previous passage's window and KV cache first, so a repeated request is read from scratch
+    like the bare ``generate`` it is compared with (co-writing sessions pass False: reusing it is their point)."""
     import torch
 
+    if fresh:
+        engine.forget_context()
     previous = torch.get_num_threads()
     if threads:
         torch.set_num_threads(threads)
@@ -358,8 +362,7 @@ def drafts_section(checkpoint: Path, dtype: str, device: str, runs: int, new_tok
                                            "long_first", "prepare_ms", "encode_all_ms")}
     for run in range(runs):
         for name, request in (("short", short), ("long", long)):
-            engine.forget_context()  # a single passage on a draft just opened: the whole window is read
-            timing = timed_stream(engine, request)
+            timing = timed_stream(engine, request)  # a passage on a draft just opened: the whole window is read
             figures[name].add(timing.tokens_per_s)
             figures[f"{name}_decode"].add(timing.decode_tokens_per_s)
             figures[f"{name}_first"].add(timing.first_text_s)
@@ -397,7 +400,7 @@ def sessions_section(checkpoint: Path, dtype: str, device: str, runs: int, new_t
             engine.forget_context()
             new_tokens_total, elapsed, firsts, cached = 0, 0.0, [], []
             for _ in range(passages):
-                timing = timed_stream(engine, request_for(story, new_tokens))
+                timing = timed_stream(engine, request_for(story, new_tokens), fresh=False)
                 stats = timing.result.stats
                 elapsed += timing.elapsed_s
                 new_tokens_total += timing.new_tokens

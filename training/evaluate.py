@@ -143,10 +143,13 @@ def samples(loaded, genres: Sequence[str], per_genre: int, seed: int, max_new_to
 
 def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre: int = 2, max_new_tokens: int = 80,
              max_stories: int | None = None, batch_size: int = 8, seed: int = 0, device: str = "auto",
-             progress: bool = True) -> dict:
+             dtype: str = "fp32", progress: bool = True) -> dict:
+    """``dtype`` fp32 by default: the metrics describe the trained weights, not the engine's CPU speed path
+    (``auto`` would quantize a 5 M+ model to int8; bench_speed.py reports that path's perplexity difference)."""
+    from storyterm.engine.devices import dtype_name
     from storyterm.engine.loading import ModelSpec, load_model
 
-    loaded = load_model(ModelSpec(source=str(checkpoint), device=device))
+    loaded = load_model(ModelSpec(source=str(checkpoint), device=device, dtype=dtype))
     model, tokenizer = loaded.model, loaded.tokenizer
     raw: list[Story] = read_stories(eval_files)
     unknown = sorted({s.genre for s in raw} - set(loaded.genres))
@@ -163,6 +166,7 @@ def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre:
         "checkpoint": str(checkpoint),
         "eval_files": [str(p) for p in eval_files],
         "context_window": window,
+        "dtype": dtype_name(loaded.dtype),
         "parameters": model.num_parameters(),
         "skipped_unknown_genres": unknown,
         "story_counts": dict(Counter(s.genre for s in raw).most_common()),
@@ -185,6 +189,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
+    p.add_argument("--dtype", default="fp32", help="fp32 (default: the trained weights as they are), bf16, int8, auto")
     p.add_argument("--output", type=Path, help="also write the JSON here")
     p.add_argument("--update-model-card", action="store_true",
                    help="add the results to the checkpoint's README.md and training_info.json")
@@ -215,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         report = evaluate(args.checkpoint, args.eval_files, samples_per_genre=args.samples_per_genre,
                           max_new_tokens=args.max_new_tokens, max_stories=args.max_stories or None,
-                          batch_size=args.batch_size, seed=args.seed, device=args.device,
+                          batch_size=args.batch_size, seed=args.seed, device=args.device, dtype=args.dtype,
                           progress=not args.no_progress)
     except StorytermError as error:
         print(f"error: {error}", file=sys.stderr)

@@ -80,3 +80,20 @@ def test_a_missing_checkpoint_is_a_one_line_error(tmp_path: Path, capsys):
     data.write_text(training_line("drama", "text") + "\n", encoding="utf-8")
     assert evaluate_main([str(tmp_path / "nope"), str(data)]) == 2
     assert capsys.readouterr().err.startswith("error: ")
+
+
+def test_metrics_describe_the_trained_weights_unless_another_dtype_is_asked(tmp_path: Path, tiny_checkpoint,
+                                                                           monkeypatch, capsys):
+    from storyterm.engine import fast_paths
+
+    monkeypatch.setattr(fast_paths, "AUTO_INT8_MIN_PARAMETERS", 0)  # the engine's auto would quantize this model
+    data = tmp_path / "eval.txt"
+    data.write_text("\n".join(training_line(g, t) for g, t in LINES) + "\n", encoding="utf-8")
+    reports = {}
+    for dtype in (None, "int8"):
+        extra = ["--dtype", dtype] if dtype else []
+        assert evaluate_main([str(tiny_checkpoint), str(data), "--samples-per-genre", "0", "--no-progress",
+                              *extra]) == 0
+        reports[dtype] = json.loads(capsys.readouterr().out)
+    assert reports[None]["dtype"] == "fp32" and reports["int8"]["dtype"] == "int8"
+    assert reports[None]["parameters"] > reports["int8"]["parameters"]  # quantized weights are not parameters
