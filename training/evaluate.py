@@ -146,10 +146,15 @@ def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre:
              dtype: str = "fp32", progress: bool = True) -> dict:
     """``dtype`` fp32 by default: the metrics describe the trained weights, not the engine's CPU speed path
     (``auto`` would quantize a 5 M+ model to int8; bench_speed.py reports that path's perplexity difference)."""
+    import torch
+
     from storyterm.engine.devices import dtype_name
     from storyterm.engine.loading import ModelSpec, load_model
 
+    threads = torch.get_num_threads()
     loaded = load_model(ModelSpec(source=str(checkpoint), device=device, dtype=dtype))
+    # The engine decodes small models on few threads; scoring whole windows in batches wants them all back.
+    torch.set_num_threads(threads)
     model, tokenizer = loaded.model, loaded.tokenizer
     raw: list[Story] = read_stories(eval_files)
     unknown = sorted({s.genre for s in raw} - set(loaded.genres))

@@ -173,6 +173,10 @@ def test_int8_uses_half_the_cores_and_other_dtypes_get_torch_default_back(monkey
     assert torch.get_num_threads() == default + 1
     assert fast_paths.apply_cpu_threads(torch.float32) == default
     assert torch.get_num_threads() == default
+    # A small model decodes on few threads in any dtype; a large fp32 one gets torch's default.
+    assert fast_paths.apply_cpu_threads(torch.float32, fast_paths.FEW_THREADS_MAX_PARAMETERS - 1) == default + 1
+    assert fast_paths.apply_cpu_threads(torch.float32, fast_paths.FEW_THREADS_MAX_PARAMETERS) == default
+    assert torch.get_num_threads() == default
 
 
 def test_a_thread_count_chosen_by_the_user_is_kept(monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path) -> None:

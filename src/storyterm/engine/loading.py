@@ -100,8 +100,9 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
     except Exception as error:  # noqa: BLE001 - e.g. out of GPU memory
         raise ModelLoadError(f"cannot move {name} to {device}: {_first_line(error)}") from error
     model.eval()
+    parameters = model.num_parameters()
     if device.type == "cpu" and (spec.dtype or "auto").strip().lower() == "auto":
-        dtype = resolve_dtype(spec.dtype, device, model.num_parameters())  # int8 pays off only for larger models
+        dtype = resolve_dtype(spec.dtype, device, parameters)  # int8 pays off only for larger models
     if is_int8(dtype):
         progress("Quantizing weights to int8…")
         try:
@@ -109,7 +110,7 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
         except Exception as error:  # noqa: BLE001 - e.g. an architecture whose layers cannot be quantized
             raise ModelLoadError(f"cannot quantize {name} to int8: {_first_line(error)}; use --dtype fp32") from error
     if device.type == "cpu":
-        apply_cpu_threads(dtype)  # process-wide: storyterm runs one model at a time
+        apply_cpu_threads(dtype, parameters)  # process-wide: storyterm runs one model at a time
     progress("Model ready.")
     return LoadedModel(
         spec=spec,
