@@ -32,6 +32,13 @@ async def wait_until(pilot: Pilot, condition: Callable[[], object], timeout: flo
         waited += 0.02
 
 
+async def type_and_generate(app: StorytermApp, pilot: Pilot, text: str) -> None:
+    """Type ``text`` into the editor, generate, and wait until the passage is done."""
+    await pilot.press(*text)
+    await pilot.press("ctrl+g")
+    await settle(app, pilot)
+
+
 async def test_prompt_generate_pieces_then_tab_accepts(make_app, tmp_path: Path) -> None:
     pieces: list[str] = []
 
@@ -137,9 +144,7 @@ async def test_undo_and_redo_cross_typing_generation_and_accept(make_app) -> Non
     app = make_app()
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"Aliens")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "Aliens")
         passage = app.draft.pending
         await pilot.press("tab")
         await pilot.pause()
@@ -168,9 +173,7 @@ async def test_typing_over_a_pending_passage_dismisses_it(make_app) -> None:
     app = make_app()
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"A ghost")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "A ghost")
         assert app.draft.pending is not None
         await pilot.press("!")
         await pilot.pause()
@@ -186,9 +189,7 @@ async def test_extend_accepts_and_generates_the_next_passage(make_app) -> None:
     app = make_app()
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"A satellite")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "A satellite")
         first = app.draft.pending
         await pilot.press("ctrl+e")
         await settle(app, pilot)
@@ -215,9 +216,7 @@ async def test_save_then_reopen_gives_the_same_story(make_app, tmp_path: Path) -
     app = make_app()
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"After a robbery gone wrong,")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "After a robbery gone wrong,")
         await pilot.press("tab")
         await pilot.press("ctrl+g")
         await settle(app, pilot)
@@ -279,9 +278,7 @@ async def test_model_load_failure_keeps_the_old_model(make_app, tmp_path: Path) 
         assert errors and "no-such-model" in errors[-1]
         assert app.engine is old_engine and app.loaded is old_loaded
         assert app.status.info.load_state == "ready"
-        await pilot.press(*"Still works")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "Still works")
         assert app.draft.pending is not None
 
 
@@ -336,9 +333,7 @@ async def test_engine_error_is_a_notification_and_the_story_is_untouched(make_ap
     app = make_app(engine_factory=failing_engine(scripted_engine, pieces=1), debug=debug)
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"A monster")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "A monster")
         errors = [n.message for n in app._notifications if n.severity == "error"]
         assert errors and "out of memory" in errors[-1]
         assert app.draft.text == app.editor.text == "A monster"
@@ -381,9 +376,7 @@ async def test_tab_in_a_panel_field_moves_focus_even_with_a_pending_passage(make
     app = make_app()
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"A ghost")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "A ghost")
         app.query_one("#temperature").focus()
         await pilot.pause()
         await pilot.press("tab")
@@ -408,9 +401,7 @@ async def test_switching_to_a_free_mode_model_updates_the_picker_and_generates(m
         assert app.picker.genre is None
         assert "Free mode" in str(app.picker.query_one("#genres").get_option_at_index(0).prompt)
         assert app.status.info.model == free_model.name and app.status.info.load_state == "ready"
-        await pilot.press(*"In the future,")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "In the future,")
         assert app.draft.pending is not None and app.draft.pending.genre is None
 
 
@@ -441,9 +432,7 @@ async def test_regenerate_after_accept_replaces_the_accepted_passage_and_keeps_i
     app = make_app(settings_toml="max_new_tokens = 12\n")
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"The Avengers")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "The Avengers")
         accepted = app.draft.pending
         await pilot.press("tab")
         await pilot.pause()
@@ -466,9 +455,7 @@ async def test_a_failed_regenerate_of_the_accepted_passage_leaves_the_story_as_i
     app = make_app(engine_factory=failing_engine(scripted_engine, pieces=2, from_request=2))
     async with app.run_test(size=APP_SIZE) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"A treasure hunter")
-        await pilot.press("ctrl+g")
-        await settle(app, pilot)
+        await type_and_generate(app, pilot, "A treasure hunter")
         await pilot.press("tab")
         await pilot.pause()
         story = app.draft.text
