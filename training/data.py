@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import bisect
 import random
-import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 import torch
 from torch.utils.data import Dataset
 
+from storyterm.engine.context import SENTENCE_END
 from storyterm.engine.prompt import build_header
 
 from .common import Story
@@ -64,10 +64,6 @@ def tokenize_stories(stories: Sequence[Story], tokenizer) -> list[TokenizedStory
     return result
 
 
-# The end of a sentence: . ! ? (…) possibly followed by closing quotes or brackets, then whitespace.
-_SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s+\S)")
-
-
 def sentence_start_tokens(line: str, spans: Sequence[tuple[int, int]], header_len: int, body_len: int) -> tuple[int, ...]:
     """Body token indices that begin a sentence, from the tokenizer's character offsets.
 
@@ -76,7 +72,7 @@ def sentence_start_tokens(line: str, spans: Sequence[tuple[int, int]], header_le
     """
     token_starts = [start for start, _ in spans]
     found: list[int] = []
-    for match in _SENTENCE_END.finditer(line):
+    for match in SENTENCE_END.finditer(line):
         index = bisect.bisect_left(token_starts, match.end()) - header_len
         if 0 < index < body_len and (not found or index > found[-1]):
             found.append(index)

@@ -19,9 +19,10 @@ from typing import Any
 # How much of the story's share of the window is left free after a jump: larger means fewer re-reads, less context.
 SMART_CONTEXT_SLACK = 1 / 3
 
-# Whitespace that ends a sentence: after . ! ? … and any closing quotes or brackets.
-_SENTENCE_GAP = re.compile(r"(?<=[.!?…][\"'”’)\]])\s|(?<=[.!?…])\s")
-_WORD_GAP = re.compile(r"(?<=\S)\s")
+# Text boundaries as regexes whose match ends where the whitespace after a sentence / a word begins. Cutting text at
+# such whitespace keeps byte-level BPE ids unchanged (no pre-token spans it); ``training/`` packs by sentences too.
+SENTENCE_END = re.compile(r"[.!?…][\"'”’)\]]*(?=\s+\S)")  # . ! ? … and closing quotes or brackets, more text after
+WORD_END = re.compile(r"\S(?=\s)")
 
 
 def _digest(text: str) -> str:
@@ -57,7 +58,8 @@ class SmartWindow:
         if keep <= 0:
             return []
         anchor = self._anchor
-        if anchor is not None and tail_start <= anchor.offset < len(story) and _digest(story[: anchor.offset]) == anchor.prefix:
+        if (anchor is not None and tail_start <= anchor.offset < len(story)
+                and _digest(story[: anchor.offset]) == anchor.prefix):
             ids = self._encode(story[anchor.offset:])
             if len(ids) <= keep:
                 return ids
@@ -69,33 +71,30 @@ class SmartWindow:
         if len(tail_ids) <= target:
             self._anchor = None
             return list(tail_ids)
-        for gaps in (_SENTENCE_GAP, _WORD_GAP):
-            offset = self._fitting_gap(story, tail_start, gaps, target, keep)
-            if offset is not None:
+        for boundary in (SENTENCE_END, WORD_END):
+            found = self._fitting_gap(story, tail_start, boundary, target)
+            if found is not None:
+                offset, ids = found
                 self._anchor = _Anchor(offset, _digest(story[:offset]))
-                return self._encode(story[offset:])
+                return ids
         self._anchor = None
         return list(tail_ids[len(tail_ids) - keep :])
 
-    def _fitting_gap(self, story: str, start: int, gaps: re.Pattern[str], target: int, keep: int) -> int | None:
-        """The earliest gap at or after ``start`` from which the rest of the story is at most ``target`` tokens."""
-        positions = [m.start() for m in gaps.finditer(story, max(start, 1))]
-        if not positions:
-            return None
-        # Binary search for the earliest gap whose rest is at most ``target`` tokens (token counts fall as the gap
-        # moves right); a few tokenizations of at most one window of text.
+    def _fitting_gap(self, story: str, start: int, boundary: re.Pattern[str], target: int
+                     ) -> tuple[int, list[int]] | None:
+        """The earliest gap after ``start`` from which the rest of the story is at most ``target`` tokens, with the
+        rest's ids. Binary search (token counts fall as the gap moves right): a few tokenizations of a window."""
+        positions = [m.end() for m in boundary.finditer(story, start)]
         low, high = 0, len(positions) - 1
         best = None
         while low <= high:
             middle = (low + high) // 2
-            if len(self._encode(story[positions[middle]:])) <= target:
-                best, high = middle, middle - 1
+            ids = self._encode(story[positions[middle]:])
+            if len(ids) <= target:
+                best, high = (positions[middle], ids), middle - 1
             else:
                 low = middle + 1
-        if best is None:
-            return None
-        offset = positions[best]
-        return offset if len(self._encode(story[offset:])) <= keep else None
+        return best
 
 
 class PromptCache:

@@ -9,7 +9,6 @@ criterion after every decoding step; an exception raised in the thread is re-rai
 
 from __future__ import annotations
 
-import re
 import secrets
 import threading
 import time
@@ -19,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
-from .context import PromptCache, SmartWindow
+from .context import WORD_END, PromptCache, SmartWindow
 from .errors import EngineBusyError, StorytermError, UnknownGenreError
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token
 from .settings import DEFAULT_SETTINGS, SamplerSettings
@@ -39,13 +38,10 @@ _TAIL_CHARS_PER_TOKEN = 8
 STATIC_CACHE_MIN_PROMPT_TOKENS = 512
 
 
-_SPACE_AFTER_WORD = re.compile(r"(?<=\S)\s")
-
-
 def _word_boundary_at_or_after(text: str, start: int) -> int | None:
     """First index >= start where whitespace follows a non-space character, or None."""
-    match = _SPACE_AFTER_WORD.search(text, max(start, 1))
-    return match.start() if match else None
+    match = WORD_END.search(text, max(start - 1, 0))
+    return match.end() if match else None
 
 
 @dataclass(frozen=True)
