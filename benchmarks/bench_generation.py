@@ -79,6 +79,20 @@ def in_worker_thread(function: Callable[[], Any]) -> Any:
     return outcome[0]
 
 
+def consume_stream(engine, request) -> tuple[Any, float, float]:
+    """Run ``engine.stream(request)`` to the end: (its GenerationResult, seconds to the first text piece, seconds in
+    all). With no text at all, the first piece counts as arriving at the end."""
+    started = time.perf_counter()
+    stream = engine.stream(request)
+    first_piece = None
+    for _piece in stream:
+        if first_piece is None:
+            first_piece = time.perf_counter() - started
+    result = stream.result()
+    elapsed = time.perf_counter() - started
+    return result, first_piece if first_piece is not None else elapsed, elapsed
+
+
 def measure(checkpoint: Path, dtype: str, device: str, runs: int, new_tokens: int) -> dict[str, float]:
     import torch
     from transformers import pipeline
@@ -111,16 +125,9 @@ def measure(checkpoint: Path, dtype: str, device: str, runs: int, new_tokens: in
         return new_tokens / elapsed, elapsed
 
     def streamed() -> tuple[float, float, float]:
-        started = time.perf_counter()
-        stream = engine.stream(request)
-        first_piece = None
-        for _piece in stream:
-            if first_piece is None:
-                first_piece = time.perf_counter() - started
-        result = stream.result()
-        elapsed = time.perf_counter() - started
+        result, first_piece, elapsed = consume_stream(engine, request)
         assert result.stats.new_tokens == new_tokens, result.stats
-        return new_tokens / elapsed, first_piece or elapsed, result.stats.time_to_first_token_s or elapsed
+        return new_tokens / elapsed, first_piece, result.stats.time_to_first_token_s or elapsed
 
     def seed_pipeline() -> tuple[float, float]:
         return in_worker_thread(pipeline_in_thread)

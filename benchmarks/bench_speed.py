@@ -34,7 +34,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the training package (perplexity) lives at the repository root
 
-from bench_generation import PROMPT, build_checkpoint, in_worker_thread  # noqa: E402
+from bench_generation import PROMPT, build_checkpoint, consume_stream, in_worker_thread  # noqa: E402
 
 DEFAULT_EVAL_FILE = ROOT / "build" / "data" / "plots-dev" / "eval.txt"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
@@ -197,20 +197,13 @@ def timed_stream(engine, request, threads: int | None = None, *, fresh: bool = T
     if threads:
         torch.set_num_threads(threads)
     try:
-        started = time.perf_counter()
-        stream = engine.stream(request)
-        first_text = None
-        for _piece in stream:
-            if first_text is None:
-                first_text = time.perf_counter() - started
-        result = stream.result()
-        elapsed = time.perf_counter() - started
+        result, first_text, elapsed = consume_stream(engine, request)
     finally:
         torch.set_num_threads(previous)
     stats = result.stats
     first_token = stats.time_to_first_token_s or elapsed
     decode = (stats.new_tokens - 1) / max(elapsed - first_token, 1e-9)
-    return StreamTiming(stats.new_tokens / elapsed, first_text or elapsed, decode, stats.new_tokens, elapsed, result)
+    return StreamTiming(stats.new_tokens / elapsed, first_text, decode, stats.new_tokens, elapsed, result)
 
 
 def warm_up(engine, request) -> None:
