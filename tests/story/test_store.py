@@ -32,6 +32,15 @@ def assert_one_line_naming(error: DraftFileError, path: Path, cause: str) -> Non
     assert isinstance(error, StorytermError)
 
 
+def make_os_call_fail(monkeypatch: pytest.MonkeyPatch, name: str, code: int, message: str) -> None:
+    """``store.os.<name>`` raises ``OSError(code, message)`` until the monkeypatch is undone."""
+
+    def fail(*args, **kwargs):
+        raise OSError(code, message)
+
+    monkeypatch.setattr(store.os, name, fail)
+
+
 def test_default_drafts_dir_is_under_user_data(tmp_path_factory) -> None:
     assert store.default_drafts_dir().parts[-2:] == ("storyterm", "drafts")
     assert str(store.default_drafts_dir()).startswith(os.environ["XDG_DATA_HOME"])
@@ -202,10 +211,7 @@ def test_failed_replace_keeps_old_file(tmp_path: Path, monkeypatch: pytest.Monke
     path = tmp_path / "s.json"
     save_draft(sample_draft("Old."), path)
 
-    def broken_replace(src, dst):
-        raise OSError(errno.EIO, "I/O error")
-
-    monkeypatch.setattr(store.os, "replace", broken_replace)
+    make_os_call_fail(monkeypatch, "replace", errno.EIO, "I/O error")
     with pytest.raises(DraftFileError, match="I/O error"):
         save_draft(sample_draft("New."), path)
     monkeypatch.undo()
@@ -217,10 +223,7 @@ def test_backup_falls_back_to_copy_without_hard_links(tmp_path: Path, monkeypatc
     path = tmp_path / "s.json"
     save_draft(sample_draft("One."), path)
 
-    def no_link(src, dst):
-        raise OSError(errno.EPERM, "no links")
-
-    monkeypatch.setattr(store.os, "link", no_link)
+    make_os_call_fail(monkeypatch, "link", errno.EPERM, "no links")
     save_draft(sample_draft("Two."), path)
     assert load_draft(backup_path(path)).text == "One."
     assert load_draft(path).text == "Two."
@@ -344,10 +347,7 @@ def test_create_draft_file_never_takes_a_name_that_appeared_meanwhile(
 
 
 def test_create_draft_file_without_hard_links(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    def no_link(src, dst):
-        raise OSError(errno.EPERM, "no links")
-
-    monkeypatch.setattr(store.os, "link", no_link)
+    make_os_call_fail(monkeypatch, "link", errno.EPERM, "no links")
     first = store.create_draft_file(sample_draft("A."), tmp_path)
     second = store.create_draft_file(sample_draft("B."), tmp_path)
     assert first != second

@@ -89,29 +89,27 @@ def test_netflix_multi_label_cells_keep_the_rarest_classic_genre(tmp_path: Path)
         "thriller", "action", "sci_fi", "superhero"]
 
 
-def test_any_csv_with_custom_labels_multi_label_all_and_a_label_map(tmp_path: Path):
+@pytest.mark.parametrize(("options", "expected"), [
+    (["--multi-label", "all"], [  # every label its own genre
+        ("sci_fi_fantasy", "A knight rides north to slay a dragon."),
+        ("adventure", "A knight rides north to slay a dragon."),
+        ("romance", "Two rivals fall in love at a bake-off."),
+    ]),
+    (["--label-map", "Romance=love;Adventure=quest"], [  # mapped labels only, the rarest per row
+        ("quest", "A knight rides north to slay a dragon."),
+        ("love", "Two rivals fall in love at a bake-off."),
+    ]),
+], ids=["multi-label-all", "label-map"])
+def test_any_csv_with_custom_labels(tmp_path: Path, options: list[str], expected: list[tuple[str, str]]):
     source = write_csv(tmp_path / "books.csv", ["blurb", "tags"], [
         {"blurb": "A knight rides north to slay a dragon.", "tags": "Sci-Fi & Fantasy|Adventure"},
         {"blurb": "Two rivals fall in love at a bake-off.", "tags": "Romance"},
         {"blurb": "", "tags": "Romance"},
     ])
     code = main([str(source), "--format", "csv", "--text-column", "blurb", "--label-column", "tags",
-                 "--label-separator", "|", "--multi-label", "all", "--eval-fraction", "0",
-                 "--output-dir", str(tmp_path / "custom")])
+                 "--label-separator", "|", *options, "--eval-fraction", "0", "--output-dir", str(tmp_path / "out")])
     assert code == 0
-    assert read_lines(tmp_path / "custom" / "train.txt") == [
-        ("sci_fi_fantasy", "A knight rides north to slay a dragon."),
-        ("adventure", "A knight rides north to slay a dragon."),
-        ("romance", "Two rivals fall in love at a bake-off."),
-    ]
-    code = main([str(source), "--format", "csv", "--text-column", "blurb", "--label-column", "tags",
-                 "--label-separator", "|", "--label-map", "Romance=love;Adventure=quest", "--eval-fraction", "0",
-                 "--output-dir", str(tmp_path / "mapped")])
-    assert code == 0
-    assert read_lines(tmp_path / "mapped" / "train.txt") == [
-        ("quest", "A knight rides north to slay a dragon."),
-        ("love", "Two rivals fall in love at a bake-off."),
-    ]
+    assert read_lines(tmp_path / "out" / "train.txt") == expected
 
 
 def test_line_files_skip_malformed_lines_and_report_them(tmp_path: Path):
