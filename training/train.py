@@ -49,7 +49,6 @@ from .data import (
     build_packed_dataset,
     tokenize_stories,
 )
-from .genre_contrast import GenreContrast
 
 log = logging.getLogger("training.train")
 
@@ -280,27 +279,18 @@ class TimeLimit:
         return _TimeLimit()
 
 
-def make_trainer_class(time_budget_minutes: float | None, contrast: GenreContrast | None = None,
-                       contrast_weight: float = 0.0):
-    """The HF Trainer, with two optional changes.
-
-    * ``time_budget_minutes``: the learning rate follows the wall clock — linear warm-up over the warm-up steps,
-      then a cosine to zero that ends exactly when the budget runs out (the TimeLimit callback stops training
-      then). On a shared machine the number of steps that fit is unknown in advance; this way the schedule still
-      anneals fully. ``--resume`` restarts the clock for the remaining budget.
-    * ``contrast``: each training step adds ``contrast_weight`` × the genre-contrast loss
-      (:mod:`training.genre_contrast`); its mean and accuracy are logged as ``genre_contrast`` and
-      ``genre_contrast_accuracy``. Evaluation losses stay plain language-model losses.
-    """
+def make_trainer_class(time_budget_minutes: float | None):
+    """The HF Trainer, or one whose learning rate follows the wall clock: linear warm-up over the warm-up steps,
+    then a cosine to zero that ends exactly when ``time_budget_minutes`` run out (the TimeLimit callback stops
+    training then). On a shared machine the number of steps that fit is unknown in advance; this way the
+    schedule still anneals fully. ``--resume`` restarts the clock for the remaining budget."""
     from transformers import Trainer
 
-    if not time_budget_minutes and contrast is None:
+    if not time_budget_minutes:
         return Trainer
 
-    class StoryTrainer(Trainer):
+    class TimeScheduledTrainer(Trainer):
         def create_scheduler(self, num_training_steps: int, optimizer=None):
-            if not time_budget_minutes:
-                return super().create_scheduler(num_training_steps, optimizer)
             import torch
 
             if self.lr_scheduler is None:
@@ -321,44 +311,7 @@ def make_trainer_class(time_budget_minutes: float | None, contrast: GenreContras
                 self._created_lr_scheduler = True
             return self.lr_scheduler
 
-        def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-            result = super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-            if contrast is None or not model.training:
-                return result
-            loss, outputs = result if return_outputs else (result, None)
-            # The unwrapped module: a second forward through a DDP wrapper in one step is not allowed, and the
-            # gradients still meet DDP's hooks on the shared parameters.
-            term = contrast(self.accelerator.unwrap_model(model), inputs["input_ids"])
-            if term is not None:
-                sums = self.__dict__.setdefault("_contrast_sums", [0.0, 0, 0, 0])
-                sums[0] += float(term.loss.detach())
-                sums[1] += 1
-                sums[2] += term.correct
-                sums[3] += term.rows
-                extra = contrast_weight * term.loss
-                if self.model_accepts_loss_kwargs and num_items_in_batch is not None:
-                    # The language-model loss is already normalised over the accumulated batch; match it.
-                    extra = extra / self.current_gradient_accumulation_steps
-                loss = loss + extra
-            return (loss, outputs) if return_outputs else loss
-
-        def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-            sums = self.__dict__.get("_contrast_sums")
-            if sums and sums[1] and "loss" in logs:
-                logs["genre_contrast"] = round(sums[0] / sums[1], 4)
-                logs["genre_contrast_accuracy"] = round(sums[2] / max(1, sums[3]), 4)
-                sums[:] = [0.0, 0, 0, 0]
-            super().log(logs, start_time)
-
-    return StoryTrainer
-
-
-def make_contrast(args: argparse.Namespace, data: PreparedData) -> GenreContrast | None:
-    if not args.genre_contrast:
-        return None
-    tokenizer = data.tokenizer
-    headers = [tokenizer(build_header(g), add_special_tokens=False)["input_ids"] for g in data.genres]
-    return GenreContrast(headers, tokenizer.eos_token_id, tokenizer.pad_token_id, args.genre_contrast_tokens)
+    return TimeScheduledTrainer
 
 
 def training_arguments(args: argparse.Namespace, train_size: int, has_eval: bool):
@@ -474,11 +427,6 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--balance-genres", type=float, default=1.0, metavar="POWER",
                       help="repeat stories so genre g weighs n_g**POWER: 1 = as is (default), 0.5 = sqrt, 0 = flat")
     data.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
-    data.add_argument("--genre-contrast", type=float, default=0.0, metavar="WEIGHT",
-                      help="add WEIGHT x the genre-contrast loss: the true genre's header must make each row's "
-                           "first text tokens more likely than the other headers do (0 = off, default)")
-    data.add_argument("--genre-contrast-tokens", type=int, default=64, metavar="N",
-                      help="text tokens per row the genre contrast scores (64)")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16)
     opt.add_argument("--gradient-accumulation-steps", type=int, default=1)
@@ -528,11 +476,7 @@ def main(argv: Sequence[str] | None = None) -> int:
              f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
 
     callbacks = [TimeLimit(args.max_minutes)] if args.max_minutes else []
-    trainer_class = make_trainer_class(
-        args.max_minutes if args.max_minutes and not args.max_steps else None,
-        make_contrast(args, data),
-        args.genre_contrast,
-    )
+    trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
     trainer = trainer_class(
         model=model,
         args=training_arguments(args, len(train_dataset), eval_dataset is not None),

@@ -174,18 +174,3 @@ def test_an_empty_training_file_is_a_clear_error(tmp_path: Path):
     empty.write_text("no training lines here\n", encoding="utf-8")
     with pytest.raises(SystemExit, match="no <BOS> <genre>"):
         train_main(["--from-scratch", "--train-file", str(empty), "--output-dir", str(tmp_path / "x")])
-
-
-def test_genre_contrast_is_trained_logged_and_recorded(tmp_path: Path):
-    data = write_training_lines(tmp_path / "train.txt")
-    out = tmp_path / "contrast"
-    assert train_main(["--from-scratch", "--preset", "tiny", "--vocab-size", "400", "--block-size", "48",
-                       "--train-file", str(data), "--output-dir", str(out), "--max-steps", "3", "--batch-size", "4",
-                       "--logging-steps", "1", "--eval-steps", "0", "--save-steps", "3", "--no-progress",
-                       "--skip-samples", "--genre-contrast", "0.5", "--genre-contrast-tokens", "16"]) == 0
-    state = json.loads((out / "checkpoints" / "checkpoint-3" / "trainer_state.json").read_text())
-    logged = [entry for entry in state["log_history"] if "loss" in entry]
-    assert len(logged) == 3
-    assert all(entry["genre_contrast"] > 0 and 0 <= entry["genre_contrast_accuracy"] <= 1 for entry in logged)
-    info = json.loads((out / "training_info.json").read_text())
-    assert info["settings"]["genre_contrast"] == 0.5 and info["settings"]["genre_contrast_tokens"] == 16
