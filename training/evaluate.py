@@ -4,7 +4,8 @@
 * ``bits_per_byte`` — the same negative log-likelihood in bits divided by the UTF-8 bytes of the story texts, so
   checkpoints with different tokenizers compare;
 * ``genre_accuracy`` — each story is classified by the genre whose header makes its first window most likely;
-  overall, per genre, balanced (mean of the per-genre accuracies) and a confusion table (true → predicted → count);
+  overall, per genre, balanced (mean of the per-genre accuracies), a confusion table (true → predicted → count)
+  and the header gaps behind it (per true genre, the mean NLL per token under each header minus the true one's);
 * ``samples`` — a few continuations per genre, sampled through :mod:`storyterm.engine` with the checkpoint's
   defaults (genre, BOS and PAD tokens suppressed), the first ones drawn, not the best.
 
@@ -109,10 +110,15 @@ def genre_scores(model, story: TokenizedStory, headers: dict[str, list[int]], wi
 def genre_accuracy(model, stories: Sequence[TokenizedStory], headers: dict[str, list[int]], window: int,
                    pad_id: int, progress: bool = True) -> dict:
     confusion: dict[str, Counter] = defaultdict(Counter)
+    gap_sums: dict[str, Counter] = defaultdict(Counter)
+    room = window - max(len(h) for h in headers.values())
     for story in tqdm(stories, desc="genre accuracy", disable=not progress, leave=False):
         scores = genre_scores(model, story, headers, window, pad_id)
         predicted = min(scores, key=scores.get)
         confusion[story.genre][predicted] += 1
+        scored = min(room, len(story.body))
+        for genre, nll in scores.items():
+            gap_sums[story.genre][genre] += (nll - scores[story.genre]) / scored
     per_genre = {g: row[g] / sum(row.values()) for g, row in confusion.items()}
     correct = sum(row[g] for g, row in confusion.items())
     return {
@@ -121,6 +127,12 @@ def genre_accuracy(model, stories: Sequence[TokenizedStory], headers: dict[str, 
         "chance": 1 / len(headers),
         "per_genre": {g: round(v, 4) for g, v in per_genre.items()},
         "confusion": {g: dict(row) for g, row in confusion.items()},
+        # Per true genre, the mean NLL per token under each header minus under the true one: a negative entry is
+        # a header that explains that genre's stories better than their own (why a prediction goes wrong).
+        "header_gap_nats_per_token": {
+            g: {h: round(total / sum(confusion[g].values()), 4) for h, total in row.items()}
+            for g, row in gap_sums.items()
+        },
     }
 
 

@@ -73,6 +73,13 @@ def test_cli_prints_json_and_writes_the_output_file(tmp_path: Path, tiny_checkpo
     printed = json.loads(capsys.readouterr().out)
     assert printed == json.loads(out.read_text())
     assert printed["stories"] == len(LINES) and printed["skipped_unknown_genres"] == ["romance"]
+    # One story per genre: it is misclassified exactly when some other header explains it better than its own.
+    accuracy = printed["genre_accuracy"]
+    for genre, gaps in accuracy["header_gap_nats_per_token"].items():
+        assert gaps[genre] == 0 and set(gaps) == {g for g, _ in LINES}
+        predicted = next(iter(accuracy["confusion"][genre]))
+        assert (predicted != genre) == (min(gaps.values()) < 0)
+        assert gaps[predicted] == min(gaps.values())
 
 
 def test_a_missing_checkpoint_is_a_one_line_error(tmp_path: Path, capsys):
