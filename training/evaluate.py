@@ -100,25 +100,24 @@ def language_model_metrics(model, stories: Sequence[TokenizedStory], window: int
 
 
 def genre_scores(model, story: TokenizedStory, headers: dict[str, list[int]], window: int, pad_id: int) -> dict:
-    """NLL of the story's first window of text under each genre header (same text tokens for every genre)."""
+    """Mean NLL per token of the story's first window of text under each genre header (the same text tokens for
+    every genre, so the lowest is also the lowest total)."""
     room = window - max(len(h) for h in headers.values())
     body = story.body[:room]
     batch = [Window(header + body, len(header)) for header in headers.values()]
-    return dict(zip(headers, _batched_nll(model, batch, pad_id), strict=True))
+    return {genre: nll / len(body) for genre, nll in zip(headers, _batched_nll(model, batch, pad_id), strict=True)}
 
 
 def genre_accuracy(model, stories: Sequence[TokenizedStory], headers: dict[str, list[int]], window: int,
                    pad_id: int, progress: bool = True) -> dict:
     confusion: dict[str, Counter] = defaultdict(Counter)
     gap_sums: dict[str, Counter] = defaultdict(Counter)
-    room = window - max(len(h) for h in headers.values())
     for story in tqdm(stories, desc="genre accuracy", disable=not progress, leave=False):
         scores = genre_scores(model, story, headers, window, pad_id)
         predicted = min(scores, key=scores.get)
         confusion[story.genre][predicted] += 1
-        scored = min(room, len(story.body))
         for genre, nll in scores.items():
-            gap_sums[story.genre][genre] += (nll - scores[story.genre]) / scored
+            gap_sums[story.genre][genre] += nll - scores[story.genre]
     per_genre = {g: row[g] / sum(row.values()) for g, row in confusion.items()}
     correct = sum(row[g] for g, row in confusion.items())
     return {
