@@ -7,7 +7,10 @@
   overall, per genre, balanced (mean of the per-genre accuracies), a confusion table (true → predicted → count)
   and the header gaps behind it (per true genre, the mean NLL per token under each header minus the true one's);
 * ``samples`` — a few continuations per genre, sampled through :mod:`storyterm.engine` with the checkpoint's
-  defaults (genre, BOS and PAD tokens suppressed), the first ones drawn, not the best.
+  defaults (genre, BOS and PAD tokens suppressed), the first ones drawn, not the best;
+* ``invented_words`` — the samples' invented-word rate: the share of their lower-case words that never occur in
+  the training text (definition in :mod:`storyterm.engine.words`), with the invented words themselves. The known
+  words come from the checkpoint's ``words.txt`` (``training.train`` writes it) or ``--known-words FILE``.
 
 Long stories are scored the way the engine reads them: the header stays, and each window holds the most recent
 story tokens (windows overlap by half; only the new tokens of each window count).
@@ -154,7 +157,7 @@ def samples(loaded, genres: Sequence[str], per_genre: int, seed: int, max_new_to
 
 def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre: int = 2, max_new_tokens: int = 80,
              max_stories: int | None = None, batch_size: int = 8, seed: int = 0, device: str = "auto",
-             dtype: str = "fp32", progress: bool = True) -> dict:
+             dtype: str = "fp32", progress: bool = True, known_words_file: Path | None = None) -> dict:
     """``dtype`` fp32 by default: the metrics describe the trained weights, not the engine's CPU speed path
     (``auto`` would quantize a 5 M+ model to int8; bench_speed.py reports that path's perplexity difference)."""
     import torch
@@ -191,7 +194,26 @@ def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre:
     }
     if samples_per_genre:
         report["samples"] = samples(loaded, loaded.genres, samples_per_genre, seed, max_new_tokens)
+        report["invented_words"] = invented_words_report(checkpoint, report["samples"], known_words_file)
     return report
+
+
+def invented_words_report(checkpoint: Path, texts_by_genre: dict[str, list[str]],
+                          known_words_file: Path | None = None) -> dict | None:
+    """The samples' invented-word rate against ``known_words_file`` or the checkpoint's words.txt (None: neither)."""
+    from storyterm.engine.words import checkpoint_known_words, invented_word_rate, read_known_words
+
+    if known_words_file is not None:
+        try:
+            known = read_known_words(known_words_file)
+        except (OSError, UnicodeDecodeError) as error:
+            raise SystemExit(f"error: cannot read --known-words {known_words_file}: {error}") from None
+    else:
+        known = checkpoint_known_words(checkpoint)
+    if not known:
+        return None
+    texts = [text for group in texts_by_genre.values() for text in group]
+    return {"known_words": len(known), **invented_word_rate(texts, known).to_dict()}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -206,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", default="auto")
     p.add_argument("--dtype", default="fp32", help="fp32 (default: the trained weights as they are), bf16, int8, auto")
+    p.add_argument("--known-words", type=Path, metavar="FILE",
+                   help="words file for the invented-word rate (default: the checkpoint's words.txt)")
     p.add_argument("--output", type=Path, help="also write the JSON here")
     p.add_argument("--update-model-card", action="store_true",
                    help="add the results to the checkpoint's README.md and training_info.json")
@@ -237,7 +261,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         report = evaluate(args.checkpoint, args.eval_files, samples_per_genre=args.samples_per_genre,
                           max_new_tokens=args.max_new_tokens, max_stories=args.max_stories or None,
                           batch_size=args.batch_size, seed=args.seed, device=args.device, dtype=args.dtype,
-                          progress=not args.no_progress)
+                          progress=not args.no_progress, known_words_file=args.known_words)
     except StorytermError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

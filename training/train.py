@@ -11,7 +11,9 @@ Two modes:
 Stories are packed into full blocks by default, with the ``<BOS> <genre>`` header repeated at the start of every
 continuation (see :mod:`training.data`); ``--line-by-line`` reproduces the seed's one-padded-story-per-row recipe.
 The output directory receives a complete checkpoint: safetensors weights, the tokenizer with the genre tokens,
-``generation_config.json`` with the seed's sampling defaults, and a model card (``README.md``).
+``generation_config.json`` with the seed's sampling defaults, ``words.txt`` (every word of the training text, for
+the invented-word metric and the word guard; also in each intermediate ``checkpoint-N``), and a model card
+(``README.md``).
 
 Runs unchanged on a CPU, one GPU, or several under ``accelerate launch`` / ``torchrun`` (the Trainer handles
 devices and distribution).
@@ -40,6 +42,7 @@ from storyterm.engine.prompt import (
     genres_from_special_tokens,
 )
 from storyterm.engine.settings import DEFAULT_SETTINGS
+from storyterm.engine.words import known_words_from_texts, write_known_words
 
 from .common import DEFAULT_WORK_DIR, read_stories, setup_logging, write_json
 from .data import (
@@ -68,6 +71,7 @@ class PreparedData:
     genres: list[str]
     train_stories: list[TokenizedStory]
     eval_stories: list[TokenizedStory]
+    known_words: set[str]  # every word of the training text, for words.txt (storyterm.engine.words)
 
 
 def order_genres(genres: set[str]) -> list[str]:
@@ -224,6 +228,7 @@ def prepare(args: argparse.Namespace) -> tuple[PreparedData, object]:
         genres=genres,
         train_stories=tokenize_stories(train_raw, tokenizer),
         eval_stories=tokenize_stories(eval_raw, tokenizer),
+        known_words=known_words_from_texts(s.text for s in train_raw),
     )
     return data, model
 
@@ -257,6 +262,22 @@ def make_collator(args: argparse.Namespace, tokenizer):
     if args.line_by_line:
         return DataCollatorForLanguageModeling(tokenizer, mlm=False)
     return default_data_collator
+
+
+class KnownWordsWriter:
+    """Writes ``words.txt`` into every intermediate checkpoint the Trainer saves (``checkpoint-N/``)."""
+
+    def __new__(cls, words: set[str]):
+        from transformers import TrainerCallback
+
+        class _KnownWordsWriter(TrainerCallback):
+            def on_save(self, args, state, control, **kwargs):
+                folder = Path(args.output_dir) / f"checkpoint-{state.global_step}"
+                if state.is_world_process_zero and folder.is_dir():
+                    write_known_words(folder, words)
+                return control
+
+        return _KnownWordsWriter()
 
 
 class TimeLimit:
@@ -475,7 +496,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("model: %s parameters, context %d; %d training rows of ≤%d tokens",
              f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
 
-    callbacks = [TimeLimit(args.max_minutes)] if args.max_minutes else []
+    callbacks = [KnownWordsWriter(data.known_words)]
+    callbacks += [TimeLimit(args.max_minutes)] if args.max_minutes else []
     trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
     trainer = trainer_class(
         model=model,
@@ -509,6 +531,7 @@ def save_checkpoint(args, trainer, data: PreparedData, result, metrics: dict, st
     model.generation_config = generation_config_for(tokenizer, data.genres)
     trainer.save_model(str(out))  # safetensors + config + generation_config + tokenizer (processing_class)
     (out / "training_args.bin").unlink(missing_ok=True)  # a pickle; the settings are in the model card instead
+    write_known_words(out, data.known_words)  # for the invented-word metric and the word guard
     eval_loss = metrics.get("eval_loss")
     samples = {} if args.skip_samples else sample_per_genre(model, tokenizer, data.genres, args.seed)
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()

@@ -7,7 +7,10 @@ import math
 import shutil
 from pathlib import Path
 
+import pytest
+
 from storyterm.engine.prompt import training_line
+from storyterm.engine.words import words_in
 from training.data import TokenizedStory
 from training.evaluate import evaluate, main as evaluate_main, story_windows
 from training.train import main as train_main
@@ -55,6 +58,14 @@ def test_trained_model_has_lower_perplexity_than_untrained_on_its_training_lines
         assert sum(sum(row.values()) for row in accuracy["confusion"].values()) == len(LINES) * 3
         assert 0 <= accuracy["balanced_accuracy"] <= 1
     assert set(after["samples"]) == {g for g, _ in LINES} and all(len(v) == 1 for v in after["samples"].values())
+    # The samples' invented-word rate against the checkpoint's words.txt (written by training.train).
+    invented = after["invented_words"]
+    from storyterm.engine.words import invented_word_rate, read_known_words
+
+    expected = invented_word_rate([t for v in after["samples"].values() for t in v], read_known_words(tuned))
+    assert invented["invented_word_rate"] == expected.rate and invented["checked_words"] == expected.checked
+    assert invented["invented_words"] == dict(expected.invented_words)
+    assert "invented_words" not in before  # no samples, no rate
 
     assert evaluate_main([str(tuned), str(data), "--samples-per-genre", "0", "--no-progress",
                           "--update-model-card"]) == 0
@@ -104,3 +115,23 @@ def test_metrics_describe_the_trained_weights_unless_another_dtype_is_asked(tmp_
         reports[dtype] = json.loads(capsys.readouterr().out)
     assert reports[None]["dtype"] == "fp32" and reports["int8"]["dtype"] == "int8"
     assert reports[None]["parameters"] > reports["int8"]["parameters"]  # quantized weights are not parameters
+
+
+def test_known_words_file_gives_the_invented_word_rate_of_the_samples(tmp_path: Path, tiny_checkpoint, capsys):
+    data = tmp_path / "eval.txt"
+    data.write_text("\n".join(training_line(g, t) for g, t in LINES) + "\n", encoding="utf-8")
+    known = tmp_path / "known.txt"
+    known.write_text("the\n", encoding="utf-8")
+    args = [str(tiny_checkpoint), str(data), "--samples-per-genre", "2", "--max-new-tokens", "12", "--no-progress",
+            "--max-stories", "1"]
+    assert evaluate_main(args) == 0
+    assert json.loads(capsys.readouterr().out)["invented_words"] is None  # the tiny checkpoint has no words.txt
+    assert evaluate_main([*args, "--known-words", str(known)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    invented = report["invented_words"]
+    assert invented["known_words"] == 1
+    lower = [w for texts in report["samples"].values() for t in texts for w in words_in(t) if w.islower()]
+    assert invented["checked_words"] == len(lower)
+    assert invented["invented_words_count"] == sum(w != "the" for w in lower)
+    with pytest.raises(SystemExit, match="cannot read --known-words"):
+        evaluate_main([*args, "--known-words", str(tmp_path / "missing.txt")])

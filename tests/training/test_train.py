@@ -125,6 +125,13 @@ def test_from_scratch_produces_a_complete_checkpoint_the_engine_streams_from(tmp
     for name in ("model.safetensors", "config.json", "tokenizer.json", "generation_config.json", "README.md"):
         assert (out / name).is_file(), name
     assert not list(out.glob("*.bin"))
+    # words.txt: every word of the training text, lower-cased and sorted; in the intermediate checkpoints too.
+    words = (out / "words.txt").read_text(encoding="utf-8").splitlines()
+    assert words == sorted(words) and {"ghost", "haunts", "part", "the"} <= set(words)
+    assert all(word == word.lower() for word in words)
+    intermediate = sorted((out / "checkpoints").glob("checkpoint-*"))
+    assert intermediate and all((folder / "words.txt").read_text(encoding="utf-8").splitlines() == words
+                                for folder in intermediate)
     config = json.loads((out / "config.json").read_text())
     assert config["n_positions"] == 48
     generation = json.loads((out / "generation_config.json").read_text())

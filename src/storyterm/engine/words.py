@@ -1,0 +1,113 @@
+"""What counts as a word, and as an *invented* word (a spelling the model made up).
+
+Definitions, shared by the invented-word metric (``training.evaluate``, the sampling sweep) and the decoding guard
+(:mod:`storyterm.engine.word_guard`):
+
+* A **word** is a maximal run of letters (Unicode letters: ``str.isalpha`` without digits or ``_``). Anything else
+  splits words: spaces, punctuation, digits, hyphens and apostrophes — "well-known" is "well" + "known", "don't" is
+  "don" + "t", "1920s" is "s". Training text split the same way contains those parts, so splitting never invents.
+* A word is **checked** when it is lower-case (``str.islower``: at least one cased letter and no capital). Words
+  with a capital anywhere ("The", "McDonald", "theBig") and words of uncased scripts are free: names are free.
+* The **known words** of a training text are all its words, lower-cased: a word counts as known if it occurs in
+  the training text in any case ("however" is known from a sentence-initial "However").
+* An **invented word** is a checked word that is not a known word. The **invented-word rate** of some texts is
+  invented words / checked words, counting every occurrence.
+
+A checkpoint may ship its known words as ``words.txt``: one lower-case word per line, sorted, UTF-8. Optional; the
+guard is only available for checkpoints that have it. Every word is kept, even one seen once (a rare word in the
+training text is still a real spelling more often than not).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WORDS_FILE = "words.txt"
+# A run of letters: \w without digits and underscore.
+WORD = re.compile(r"[^\W\d_]+")
+
+
+def words_in(text: str) -> list[str]:
+    """The words of ``text`` in order, as written (case kept)."""
+    return WORD.findall(text)
+
+
+def is_checked(word: str) -> bool:
+    """True for a lower-case word, the only kind that can be invented."""
+    return word.islower()
+
+
+def known_words_from_texts(texts: Iterable[str]) -> set[str]:
+    """Every word of ``texts``, lower-cased."""
+    known: set[str] = set()
+    for text in texts:
+        known.update(word.lower() for word in WORD.findall(text))
+    return known
+
+
+def write_known_words(path: Path, words: Iterable[str]) -> Path:
+    """Write ``words`` (lower-cased, sorted, one per line, UTF-8). ``path`` may be a checkpoint directory."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WORDS_FILE
+    lines = sorted({word.lower() for word in words if WORD.fullmatch(word)})
+    path.write_text("".join(f"{line}\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def read_known_words(path: Path) -> frozenset[str]:
+    """The words of a words file (or of ``words.txt`` in a directory). OSError if it cannot be read."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / WORDS_FILE
+    text = path.read_text(encoding="utf-8")
+    return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+
+
+def checkpoint_known_words(directory: Path | None) -> frozenset[str] | None:
+    """The known words a checkpoint ships, or None when it has no readable, non-empty ``words.txt``."""
+    if directory is None:
+        return None
+    try:
+        words = read_known_words(Path(directory) / WORDS_FILE)
+    except (OSError, UnicodeDecodeError):
+        return None
+    return words or None
+
+
+@dataclass(frozen=True)
+class InventedWordReport:
+    checked: int  # lower-case words written (every occurrence)
+    invented: int  # of those, the ones not in the known words
+    invented_words: Counter[str] = field(default_factory=Counter)  # each invented spelling -> occurrences
+
+    @property
+    def rate(self) -> float:
+        """invented / checked; 0.0 when there was no checked word."""
+        return self.invented / self.checked if self.checked else 0.0
+
+    def to_dict(self, most_common: int | None = None) -> dict:
+        return {
+            "invented_word_rate": self.rate,
+            "checked_words": self.checked,
+            "invented_words_count": self.invented,
+            "invented_words": dict(self.invented_words.most_common(most_common)),
+        }
+
+
+def invented_word_rate(texts: Iterable[str], known_words: Iterable[str]) -> InventedWordReport:
+    """Count the checked and the invented words of ``texts`` (see the module docstring)."""
+    known = known_words if isinstance(known_words, (set, frozenset)) else set(known_words)
+    checked = 0
+    invented: Counter[str] = Counter()
+    for text in texts:
+        for word in WORD.findall(text):
+            if word.islower():
+                checked += 1
+                if word not in known:
+                    invented[word] += 1
+    return InventedWordReport(checked=checked, invented=sum(invented.values()), invented_words=invented)
