@@ -22,7 +22,7 @@ log = logging.getLogger("training")
 
 @dataclass(frozen=True)
 class Story:
-    genre: str
+    genre: str | None   # None: the neutral header (free mode)
     text: str
 
     def line(self) -> str:

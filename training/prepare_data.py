@@ -362,7 +362,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.builtin_recipe:
         try:
-            summaries = prepare_builtin_data(args.data_dir, DEFAULT_WORK_DIR / "data")
+            from .builtin_data import prepare_builtin_data as prepare_recipe  # it builds on this module
+
+            summaries = prepare_recipe(args.data_dir, DEFAULT_WORK_DIR / "data")
         except DataError as error:
             print(f"error: {error}", file=sys.stderr)
             return 2

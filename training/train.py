@@ -124,6 +124,9 @@ def build_model_from_scratch(args: argparse.Namespace, tokenizer):
     from transformers import GPT2Config, GPT2LMHeadModel
 
     n_layer, n_embd, n_head = PRESETS[args.preset]
+    if args.architecture == "llama":
+        return build_llama_from_scratch(args, tokenizer, args.n_layer or n_layer, args.n_embd or n_embd,
+                                        args.n_head or n_head)
     config = GPT2Config(
         vocab_size=len(tokenizer),
         # No position beyond the training block exists, so none is left untrained.
@@ -139,6 +142,28 @@ def build_model_from_scratch(args: argparse.Namespace, tokenizer):
         pad_token_id=tokenizer.pad_token_id,
     )
     return GPT2LMHeadModel(config)
+
+
+def build_llama_from_scratch(args: argparse.Namespace, tokenizer, n_layer: int, n_embd: int, n_head: int):
+    """A Llama-style model of the same size: rotary positions, RMSNorm, SwiGLU (hidden 8/3 of the width, as
+    Llama), tied embeddings like GPT-2 so the parameter count stays comparable."""
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        max_position_embeddings=args.block_size,
+        num_hidden_layers=n_layer,
+        hidden_size=n_embd,
+        num_attention_heads=n_head,
+        num_key_value_heads=n_head,
+        intermediate_size=int(n_embd * 8 / 3 / 32 + 0.5) * 32,
+        attention_dropout=args.dropout,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
+    return LlamaForCausalLM(config)
 
 
 def load_base_model(args: argparse.Namespace, tokenizer):
@@ -207,7 +232,7 @@ def prepare(args: argparse.Namespace) -> tuple[PreparedData, object]:
     eval_raw = read_stories(args.eval_file or [])
     if not train_raw:
         raise SystemExit(f"error: no <BOS> <genre> … <EOS> lines in {', '.join(map(str, args.train_file))}")
-    genres = order_genres({s.genre for s in train_raw})
+    genres = order_genres({s.genre for s in train_raw if s.genre is not None})
     if args.from_scratch:
         log.info("training a %d-token byte-level BPE on %d stories…", args.vocab_size, len(train_raw))
         tokenizer = train_tokenizer([s.line() for s in train_raw], genres, args.vocab_size, args.block_size)
@@ -437,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     mode.add_argument("--from-scratch", action="store_true", help="new tokenizer + GPT-2 config preset")
     mode.add_argument("--model-name-or-path", default="gpt2", help="base checkpoint to fine-tune (default gpt2)")
     mode.add_argument("--preset", choices=PRESETS, default="mini", help="GPT-2 shape for --from-scratch")
+    mode.add_argument("--architecture", choices=("gpt2", "llama"), default="gpt2",
+                      help="--from-scratch model family: GPT-2, or Llama-style (rotary, RMSNorm, SwiGLU)")
     mode.add_argument("--n-layer", type=int, help="override the preset's layers")
     mode.add_argument("--n-embd", type=int, help="override the preset's width")
     mode.add_argument("--n-head", type=int, help="override the preset's heads")

@@ -8,8 +8,10 @@ def test_prompt_is_bos_genre_then_text():
     assert prompt.build_prompt("horror") == "<BOS> <horror>"
 
 
-def test_memory_goes_right_after_the_header():
-    assert prompt.build_prompt("drama", "She runs.", memory="Anna is a spy.") == "<BOS> <drama> Anna is a spy. She runs."
+def test_memory_goes_right_after_the_header_in_brackets():
+    assert prompt.build_prompt("drama", "She runs.", memory="Anna is a spy.") == "<BOS> <drama> [Anna is a spy.] She runs."
+    assert prompt.build_prompt("drama", "She runs.", memory=" [Anna,\n Tom] ") == "<BOS> <drama> [Anna, Tom] She runs."
+    assert prompt.build_header("drama", memory="   ") == "<BOS> <drama>"
 
 
 def test_free_mode_has_no_genre_token():
@@ -29,6 +31,12 @@ def test_training_line_round_trips():
     assert line == "<BOS> <thriller> A detective finds a body. <EOS>"
     assert prompt.parse_training_line(line) == ("thriller", "A detective finds a body.")
     assert prompt.parse_training_line("no header here") is None
+
+
+def test_a_line_without_genre_is_the_neutral_header():
+    line = prompt.training_line(None, "Two friends open a bakery.")
+    assert line == "<BOS> Two friends open a bakery. <EOS>"
+    assert prompt.parse_training_line(line) == (None, "Two friends open a bakery.")
 
 
 def test_genres_come_from_special_tokens_except_structural_ones():

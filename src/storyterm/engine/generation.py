@@ -20,7 +20,7 @@ from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaLis
 
 from .context import WORD_END, PromptCache, SmartWindow
 from .errors import EngineBusyError, StorytermError, UnknownGenreError
-from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token
+from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 
 if TYPE_CHECKING:
@@ -285,7 +285,7 @@ class StoryEngine:
         if self._bos_text != BOS_TOKEN:
             base = (self._bos_text + base.removeprefix(BOS_TOKEN)).strip()
         header_ids = tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
-        memory = request.memory.strip()
+        memory = memory_text(request.memory)
         if memory:
             header_ids += self._encode_writer_text((" " if base else "") + memory)
         story = request.story.lstrip()

@@ -19,7 +19,8 @@ CLASSIC_GENRES = ("superhero", "sci_fi", "horror", "action", "drama", "thriller"
 
 _GENRE_NAME = re.compile(r"^[a-z0-9][a-z0-9_]*$")
 _GENRE_TOKEN = re.compile(r"^<([a-z0-9][a-z0-9_]*)>$")
-_TRAINING_LINE = re.compile(r"^<BOS>\s+<([a-z0-9][a-z0-9_]*)>\s*(.*?)\s*(?:<EOS>)?\s*$", re.DOTALL)
+# The genre is optional: ``<BOS> text <EOS>`` is a story under the neutral header (free mode).
+_TRAINING_LINE = re.compile(r"^<BOS>\s+(?:<([a-z0-9][a-z0-9_]*)>\s*)?(.*?)\s*(?:<EOS>)?\s*$", re.DOTALL)
 
 
 def normalize_genre(name: str) -> str:
@@ -67,6 +68,15 @@ def genre_label(genre: str) -> str:
     return "-".join(part.capitalize() for part in genre.split("_"))
 
 
+def memory_text(memory: str) -> str:
+    """How the writer's Memory enters the prompt: in square brackets, so the model can tell it from the story
+    (the built-in model is trained with character names in this form). Already bracketed text is kept as is."""
+    memory = " ".join(memory.split())
+    if not memory or (memory.startswith("[") and memory.endswith("]")):
+        return memory
+    return f"[{memory}]"
+
+
 def build_header(genre: str | None, memory: str = "") -> str:
     """The fixed start of every prompt: ``<BOS> <genre>`` plus optional memory text.
 
@@ -76,7 +86,7 @@ def build_header(genre: str | None, memory: str = "") -> str:
     parts = [BOS_TOKEN]
     if genre is not None:
         parts.append(genre_token(genre))
-    memory = memory.strip()
+    memory = memory_text(memory)
     if memory:
         parts.append(memory)
     return " ".join(parts)
@@ -107,8 +117,9 @@ def training_line(genre: str | None, text: str) -> str:
     return f"{build_prompt(genre, text)} {EOS_TOKEN}"
 
 
-def parse_training_line(line: str) -> tuple[str, str] | None:
-    """``"<BOS> <drama> text <EOS>"`` → ``("drama", "text")``; anything else → None."""
+def parse_training_line(line: str) -> tuple[str | None, str] | None:
+    """``"<BOS> <drama> text <EOS>"`` → ``("drama", "text")``; ``"<BOS> text <EOS>"`` (the neutral header) →
+    ``(None, "text")``; anything else → None."""
     match = _TRAINING_LINE.match(line.strip())
     if not match or not match.group(2):
         return None
