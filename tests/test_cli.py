@@ -12,6 +12,7 @@ from storyterm import cli
 from storyterm.engine import loading
 from storyterm.engine.generation import GenerationRequest, StoryEngine
 from storyterm.engine.loading import ModelSpec, load_model
+from storyterm.engine.genres import DEFAULT_WORD_GENRES
 from storyterm.engine.prompt import CLASSIC_GENRES, title_prompt
 from storyterm.engine.settings import SamplerSettings
 
@@ -68,7 +69,8 @@ def test_generate_json_with_alternatives(capsys, tiny_checkpoint: Path) -> None:
     assert data["seed"] == 7
     assert data["settings"]["temperature"] == 0.9 and data["settings"]["top_k"] == 20
     assert data["stats"]["new_tokens"] <= 10 and data["stats"]["prompt_tokens"] > 0
-    assert data["genre"] == "sci_fi" and data["prompt"] == "The ship"
+    assert data["genre"] == "sci_fi" and data["story"] == "The ship"
+    assert data["prompt"] == "<BOS> <sci_fi> The ship"  # the exact text the model was given
     code, again, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "sci_fi", "-p", "The ship",
                          "--n", "3", "--seed", "7", "--max-new-tokens", "10", "--temperature", "0.9", "--top-k", "20",
                          "--top-p", "0.9", "--repetition-penalty", "1.2", "--json")
@@ -79,14 +81,14 @@ def test_generate_from_title_and_from_stdin(capsys, monkeypatch, tiny_checkpoint
     code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "Action",
                        "--title", "The Last Train", "--json", *GREEDY_FLAGS)
     assert code == 0
-    assert json.loads(out)["prompt"] == title_prompt("The Last Train", "action") == (
+    assert json.loads(out)["story"] == title_prompt("The Last Train", "action") == (
         '"The Last Train" is an action film about'
     )
     monkeypatch.setattr(sys, "stdin", io.StringIO("Once upon a time\n"))
     code, out, _ = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "action", "--json",
                        *GREEDY_FLAGS)
     assert code == 0
-    assert json.loads(out)["prompt"] == "Once upon a time"
+    assert json.loads(out)["story"] == "Once upon a time"
 
 
 def test_unknown_genre_lists_the_genres(capsys, tiny_checkpoint: Path) -> None:
@@ -167,7 +169,8 @@ def test_genres_and_models(capsys, monkeypatch, tiny_checkpoint: Path, make_tiny
     assert code == 0
     assert [line.split()[0] for line in out.splitlines()] == list(CLASSIC_GENRES)
     code, out, err = run(capsys, "genres", "--model", str(make_tiny_checkpoint(genres=None)))
-    assert code == 0 and out == "" and "free mode" in err
+    assert code == 0 and "in words" in err and "free mode" in err
+    assert [line.split()[0] for line in out.splitlines()] == list(DEFAULT_WORD_GENRES)
     monkeypatch.setattr(loading, "BUILTIN_DIR", tiny_checkpoint)
     code, out, _ = run(capsys, "models")
     assert code == 0
@@ -175,14 +178,21 @@ def test_genres_and_models(capsys, monkeypatch, tiny_checkpoint: Path, make_tiny
     assert "gpt2" in out
 
 
-def test_free_mode_model(capsys, make_tiny_checkpoint) -> None:
+def test_model_without_genre_tokens_takes_genres_in_words(capsys, make_tiny_checkpoint) -> None:
     path = str(make_tiny_checkpoint(genres=None))
     code, out, err = run(capsys, "generate", "--model", path, "-p", "Once", *GREEDY_FLAGS)
     assert code == 0
     assert out.startswith("Once") and "free mode" in err
-    code, _, err = run(capsys, "generate", "--model", path, "--genre", "drama", "-p", "Once")
+    code, out, err = run(capsys, "generate", "--model", path, "--genre", "Sci-Fi", "-p", "Once", "--json",
+                         *GREEDY_FLAGS)
+    assert code == 0, err
+    assert json.loads(out)["prompt"] == "<BOS> This is a sci-fi story. Once"
+    code, out, err = run(capsys, "generate", "--model", path, "--genre", "free", "-p", "Once", "--json",
+                         *GREEDY_FLAGS)
+    assert code == 0 and json.loads(out)["prompt"] == "<BOS> Once" and json.loads(out)["genre"] is None
+    code, _, err = run(capsys, "generate", "--model", path, "--genre", "noir", "-p", "Once")
     assert code == 2
-    assert "free mode" in err
+    assert_one_line_error(err, "noir", "comedy", "config.toml")
 
 
 def test_ctrl_c_cancels_the_stream(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
@@ -244,7 +254,7 @@ def test_python_m_storyterm_end_to_end(tiny_checkpoint: Path) -> None:
     done = _python_m("generate", "--model", str(tiny_checkpoint), "--genre", "horror", "--json", *GREEDY_FLAGS,
                      stdin="The ghost")
     assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["prompt"] == "The ghost"
+    assert json.loads(done.stdout)["prompt"] == "<BOS> <horror> The ghost"
     bad = _python_m("generate", "--model", str(tiny_checkpoint), "--genre", "western", "-p", "x")
     assert bad.returncode == 2
     assert bad.stdout == ""

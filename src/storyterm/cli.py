@@ -74,11 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
         "generate", parents=[model_options], help="continue a prompt and print the story (no editor)",
         description="Generate a story continuation and stream it to standard output.",
     )
-    generate.add_argument("-g", "--genre", help="one of the model's genres (see `storyterm genres`)")
+    generate.add_argument("-g", "--genre", help="one of the model's genres (see `storyterm genres`); 'free' for none")
     source = generate.add_mutually_exclusive_group()
     source.add_argument("-p", "--prompt", help="the story so far (default: read from standard input if piped)")
     source.add_argument("-t", "--title", help='start from a title: "<title>" is a(n) <genre> film about')
     generate.add_argument("--memory", default="", help="text kept in context after the header (characters, setting)")
+    generate.add_argument("--instruct", action=argparse.BooleanOptionalAction, default=None,
+                          help="ask a chat model to continue the story (default: on when the model has a chat "
+                          "template)")
     sampling = generate.add_argument_group("sampling (defaults: the model's, else the classic preset)")
     sampling.add_argument("--preset", choices=sorted(PRESETS), help="start from a named preset")
     sampling.add_argument("--max-new-tokens", type=int, metavar="N")
@@ -86,7 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--top-k", type=int, metavar="K", help="0 turns top-k off")
     sampling.add_argument("--top-p", type=float, metavar="P")
     sampling.add_argument("--repetition-penalty", type=float, metavar="X")
-    sampling.add_argument("--greedy", action="store_true", help="no sampling: always the most likely token")
+    mode = sampling.add_mutually_exclusive_group()
+    mode.add_argument("--greedy", action="store_true", help="no sampling: always the most likely token")
+    mode.add_argument("--sample", action="store_true", help="sample, even if the checkpoint's file says greedy")
     sampling.add_argument("--seed", type=int, metavar="S", help="same seed and settings → same text (on CPU)")
     sampling.add_argument("-n", "--n", type=int, metavar="N", dest="n",
                           help=f"number of alternatives, 1–{MAX_ALTERNATIVES}; the first streams")
@@ -228,10 +233,15 @@ def run_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     return int(tui_run_app(args.draft, _spec(args), debug=args.debug) or EXIT_OK)
 
 
-def sampler_settings(args: argparse.Namespace, defaults: SamplerSettings) -> SamplerSettings:
-    """The model's defaults (or a preset), then every flag that was given."""
-    settings = preset(args.preset) if args.preset else defaults
+def sampler_settings(args: argparse.Namespace, checkpoint: dict[str, Any] | None = None) -> SamplerSettings:
+    """What the writer set (a preset, then every flag given) wins; the checkpoint's file fills the rest."""
+    from storyterm.config import PRESET_FIELDS
+    from storyterm.engine.checkpoint_defaults import resolve_settings
+
     changes: dict[str, Any] = {}
+    if args.preset:
+        chosen = preset(args.preset).to_dict()
+        changes.update({name: chosen[name] for name in PRESET_FIELDS})
     for flag, name in (
         ("max_new_tokens", "max_new_tokens"),
         ("temperature", "temperature"),
@@ -246,11 +256,15 @@ def sampler_settings(args: argparse.Namespace, defaults: SamplerSettings) -> Sam
             changes[name] = value
     if args.greedy:
         changes["do_sample"] = False
-    return settings.with_changes(**changes)
+    if args.sample:
+        changes["do_sample"] = True
+    return resolve_settings(changes, checkpoint or {})
 
 
-def _read_story(args: argparse.Namespace, genre: str | None) -> str:
+def _read_story(args: argparse.Namespace, genre: str | None, instruct: bool = False) -> str:
     if args.title is not None:
+        if instruct:
+            return ""  # a chat model is told the title in the request
         from storyterm.engine.prompt import title_prompt
 
         try:
@@ -264,6 +278,38 @@ def _read_story(args: argparse.Namespace, genre: str | None) -> str:
     return ""
 
 
+def _user_config() -> Any:
+    """config.toml (for the genres in words and instruct mode); its warnings are notes on stderr."""
+    from storyterm.config import load_config
+
+    config, warnings = load_config()
+    for warning in warnings:
+        print(f"{PROG}: note: {warning}", file=sys.stderr)
+    return config
+
+
+def _check_genre(args: argparse.Namespace, loaded: LoadedModel, word_genres: Any) -> str | None:
+    """The genre to use: a genre token, a genre in words, or None (free mode: ``--genre free``, or none given to
+    a model without genre tokens)."""
+    from storyterm.engine.genres import FREE_GENRE
+
+    if loaded.genres:
+        if args.genre is None:
+            raise UsageError(f"--genre is required; this model knows: {', '.join(loaded.genres)}")
+        if args.genre not in loaded.genres:
+            raise UnknownGenreError(f"unknown genre {args.genre!r}; this model knows: {', '.join(loaded.genres)}")
+        return args.genre
+    if args.genre is None or args.genre == FREE_GENRE:
+        if args.genre is None:
+            print(f"{PROG}: note: no --genre: free mode (model {loaded.name} takes genres in words: "
+                  f"{', '.join(word_genres.genres)})", file=sys.stderr)
+        return None
+    if args.genre not in word_genres.genres:
+        raise UnknownGenreError(f"unknown genre {args.genre!r}; choose one of: {', '.join(word_genres.genres)} "
+                                "(the list is in config.toml), or free")
+    return args.genre
+
+
 def run_generate(args: argparse.Namespace) -> int:
     from storyterm.engine.generation import GenerationRequest, StoryEngine
 
@@ -274,19 +320,23 @@ def run_generate(args: argparse.Namespace) -> int:
             args.genre = normalize_genre(args.genre)  # "Sci-Fi" → "sci_fi"
         except ValueError as error:
             raise UsageError(f"--genre: {error}") from None
+    config = _user_config()
     loaded = _load(args)
-    if not loaded.genres:
-        print(f"{PROG}: note: model {loaded.name} has no genre tokens; generating in free mode", file=sys.stderr)
-        if args.genre is not None:
-            raise UsageError(f"model {loaded.name} has no genres (free mode); drop --genre")
-    elif args.genre is None:
-        raise UsageError(f"--genre is required; this model knows: {', '.join(loaded.genres)}")
-    elif args.genre not in loaded.genres:
-        raise UnknownGenreError(f"unknown genre {args.genre!r}; this model knows: {', '.join(loaded.genres)}")
-    settings = sampler_settings(args, loaded.generation_defaults)
-    story = _read_story(args, args.genre)
-    request = GenerationRequest(genre=args.genre, story=story, memory=args.memory, settings=settings)
+    instruct = args.instruct if args.instruct is not None else config.instruct
+    if instruct and not loaded.has_chat_template:
+        if args.instruct:
+            raise UsageError(f"model {loaded.name} has no chat template, so it has no instruct mode; drop --instruct")
+        instruct = False  # the config's "on" only applies to models that can
+    if instruct is None:
+        instruct = loaded.has_chat_template
+    genre = _check_genre(args, loaded, config.word_genres)
+    settings = sampler_settings(args, loaded.checkpoint_settings)
     engine = StoryEngine(loaded)
+    story = _read_story(args, genre, instruct=instruct)
+    request = GenerationRequest(genre=genre, story=story, memory=args.memory, settings=settings,
+                                word_genres=config.word_genres, instruct=instruct, title=args.title or "")
+    engine.validate(request)
+    prompt_text = engine.prompt_text(request) if args.json else ""
     stream = engine.stream(request)
     out = sys.stdout
     try:
@@ -310,7 +360,9 @@ def run_generate(args: argparse.Namespace) -> int:
         print(f"{PROG}: stopped", file=sys.stderr)
         return EXIT_INTERRUPTED
     if args.json:
-        print(json.dumps(_result_json(loaded, request, result), ensure_ascii=False))
+        data = _result_json(loaded, request, result)
+        data.update(prompt=prompt_text, instruct=instruct)
+        print(json.dumps(data, ensure_ascii=False))
         return EXIT_OK
     out.write("\n")
     for number, text in enumerate(result.texts[1:], start=2):
@@ -323,8 +375,9 @@ def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) ->
     return {
         "model": loaded.name,
         "genre": request.genre,
-        "prompt": request.story,
+        "story": request.story,
         "memory": request.memory,
+        "title": request.title,
         "texts": result.texts,
         "seed": result.seed,
         "cancelled": result.cancelled,
@@ -337,11 +390,15 @@ def run_genres(args: argparse.Namespace) -> int:
     from storyterm.engine.prompt import genre_label
 
     loaded = _load(args)
-    if not loaded.genres:
-        print(f"{PROG}: note: model {loaded.name} has no genre tokens (free mode)", file=sys.stderr)
-        return EXIT_OK
-    width = max(len(genre) for genre in loaded.genres)
-    for genre in loaded.genres:
+    genres = loaded.genres
+    if not genres:
+        word_genres = _user_config().word_genres
+        example = word_genres.header(word_genres.genres[0])
+        print(f"{PROG}: note: model {loaded.name} has no genre tokens: genres are given in words "
+              f"(e.g. {example!r}; list and template in config.toml), or free mode", file=sys.stderr)
+        genres = list(word_genres.genres)
+    width = max(len(genre) for genre in genres)
+    for genre in genres:
         print(f"{genre:<{width}}  {genre_label(genre)}")
     return EXIT_OK
 

@@ -1,4 +1,5 @@
-"""The user's config file: remembered sampler settings, preset, genre, theme and key bindings.
+"""The user's config file: remembered sampler settings, preset, genre, theme, key bindings, the genres offered in
+words for models without genre tokens (``[genres]``: list and header template) and instruct mode.
 
 Lives at ``platformdirs.user_config_path("storyterm") / "config.toml"``; read with ``tomllib`` and written back
 with ``tomli_w`` when the app remembers a setting. A broken or half-valid file never stops the app: each bad
@@ -17,9 +18,18 @@ import platformdirs
 import tomli_w
 
 from storyterm.engine.errors import SettingsError
+from storyterm.engine.genres import (
+    DEFAULT_GENRE_TEMPLATE,
+    DEFAULT_WORD_GENRES,
+    WordGenres,
+    check_genre_list,
+    check_template,
+)
 from storyterm.engine.settings import DEFAULT_SETTINGS, PRESETS, SamplerSettings
 
 CONFIG_FILE_NAME = "config.toml"
+# What choosing a preset sets (the other fields stay the writer's or the checkpoint's).
+PRESET_FIELDS = frozenset({"temperature", "top_k", "top_p", "repetition_penalty", "do_sample"})
 
 # Binding id → default keys (comma-separated alternatives, Textual key names). The ids are the ones used in the
 # ``[keys]`` table of the config file and by ``App.set_keymap``.
@@ -53,6 +63,11 @@ class Config:
     genre: str | None = None             # last genre picked
     theme: str | None = None
     keys: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_KEYS))
+    word_genres: WordGenres = field(default_factory=WordGenres)  # [genres] list + template
+    instruct: bool | None = None         # None: instruct mode on for models with a chat template
+    # Sampler fields the writer set (in the file's [settings] or a preset, or in the panel): a checkpoint's
+    # generation_config.json fills only the others (engine/checkpoint_defaults.py)
+    settings_set: frozenset[str] = frozenset()
 
     def keymap_overrides(self) -> dict[str, str]:
         """Only the bindings the user changed, for ``App.set_keymap``."""
@@ -61,18 +76,28 @@ class Config:
     def to_toml_dict(self) -> dict[str, Any]:
         data: dict[str, Any] = {}
         general: dict[str, Any] = {}
-        if self.preset is not None:
+        if self.preset is not None and PRESET_FIELDS <= self.settings_set:  # chosen, not just the default
             general["preset"] = self.preset
         if self.genre is not None:
             general["genre"] = self.genre
         if self.theme is not None:
             general["theme"] = self.theme
+        if self.instruct is not None:
+            general["instruct"] = self.instruct
         if general:
             data["general"] = general
-        # TOML has no null: an unset seed is simply left out.
-        data["settings"] = {k: v for k, v in self.settings.to_dict().items() if v is not None}
+        # TOML has no null: an unset seed is simply left out. Only what the writer set is written, so a
+        # checkpoint's own defaults can fill the rest.
+        data["settings"] = {k: v for k, v in self.settings.to_dict().items()
+                            if v is not None and k in self.settings_set}
+        data["genres"] = {"list": list(self.word_genres.genres), "template": self.word_genres.template}
         data["keys"] = dict(self.keys)
         return data
+
+    def writer_settings(self) -> dict[str, Any]:
+        """The sampler values the writer set, for ``engine.checkpoint_defaults.resolve_settings``."""
+        values = self.settings.to_dict()
+        return {key: values[key] for key in self.settings_set if key in values}
 
 
 def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
@@ -98,18 +123,36 @@ def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
             config.genre = general["genre"]
         if isinstance(general.get("theme"), str):
             config.theme = general["theme"]
+        if isinstance(general.get("instruct"), bool):
+            config.instruct = general["instruct"]
+        elif general.get("instruct") is not None:
+            warnings.append(f"config {path}: instruct must be true or false; ignored")
+    preset_chosen = isinstance(general, dict) and config.preset is not None and "preset" in general
+
+    genres_table = raw.get("genres")
+    if isinstance(genres_table, dict):
+        try:
+            genre_list = check_genre_list(genres_table.get("list", list(DEFAULT_WORD_GENRES)))
+            template = check_template(genres_table.get("template", DEFAULT_GENRE_TEMPLATE))
+        except ValueError as exc:
+            warnings.append(f"config {path}: [genres] ignored: {_one_line(exc)}")
+        else:
+            config.word_genres = WordGenres(genre_list, template)
 
     settings_table = raw.get("settings")
     if isinstance(settings_table, dict):
         try:
             base = PRESETS.get(config.preset or "", DEFAULT_SETTINGS)
-            config.settings = replace(base, **_known_settings(settings_table)).validate()
+            known = _known_settings(settings_table)
+            config.settings = replace(base, **known).validate()
+            config.settings_set = frozenset(known) | (PRESET_FIELDS if preset_chosen else frozenset())
             if config.preset is not None and config.settings != PRESETS[config.preset]:
                 config.preset = None
         except (SettingsError, TypeError) as exc:
             warnings.append(f"config {path}: [settings] ignored: {_one_line(exc)}")
     elif config.preset is not None:
         config.settings = PRESETS[config.preset]
+        config.settings_set = PRESET_FIELDS if preset_chosen else frozenset()
 
     keys_table = raw.get("keys")
     if isinstance(keys_table, dict):

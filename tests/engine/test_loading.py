@@ -43,10 +43,11 @@ def test_sampling_defaults_come_from_generation_config(make_tiny_checkpoint) -> 
     path = make_tiny_checkpoint()
     config_file = path / "generation_config.json"
     data = json.loads(config_file.read_text())
-    data.update(do_sample=True, temperature=0.7, top_p=0.8, max_new_tokens=42)
+    data.update(do_sample=True, temperature=0.7, top_p=0.8, max_new_tokens=2048)
     config_file.write_text(json.dumps(data))
     defaults = load_model(ModelSpec(str(path))).generation_defaults
-    assert (defaults.temperature, defaults.top_p, defaults.max_new_tokens) == (0.7, 0.8, 42)
+    # Passage length stays writing-sized whatever the file says (a chat model's 2048 is not a passage).
+    assert (defaults.temperature, defaults.top_p, defaults.max_new_tokens) == (0.7, 0.8, DEFAULT_SETTINGS.max_new_tokens)
     assert defaults.top_k == DEFAULT_SETTINGS.top_k
 
 

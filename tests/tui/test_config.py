@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from storyterm.config import DEFAULT_KEYS, Config, default_config_path, load_config, save_config
+from storyterm.engine.genres import WordGenres
 from storyterm.engine.settings import PRESETS, SamplerSettings
 
 
@@ -22,7 +23,9 @@ def test_round_trip_keeps_settings_genre_theme_and_keys(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     settings = SamplerSettings(max_new_tokens=40, temperature=0.7, seed=5, num_alternatives=3)
     config = Config(settings=settings, preset=None, genre="horror", theme="nord",
-                    keys={**DEFAULT_KEYS, "generate": "ctrl+t"})
+                    keys={**DEFAULT_KEYS, "generate": "ctrl+t"}, instruct=False,
+                    word_genres=WordGenres(("horror", "space_opera"), "A {genre} tale."),
+                    settings_set=frozenset({"max_new_tokens", "temperature", "seed", "num_alternatives"}))
     save_config(config, path)
     loaded, warnings = load_config(path)
     assert warnings == []
@@ -79,9 +82,17 @@ async def test_panel_changes_are_remembered_in_the_config(make_app, tmp_path: Pa
     app = make_app(config_path=config_path)
     async with app.run_test(size=(120, 32)) as pilot:
         await app.workers.wait_for_complete()
+        for _ in range(500):  # the load's result arrives as a message after the worker ends
+            if app.engine is not None:
+                break
+            await pilot.pause(0.02)
+        await pilot.pause()
         field = app.query_one("#temperature")
         field.value = "0.5"
-        await pilot.pause()
+        for _ in range(100):
+            if app.draft.settings.temperature == 0.5:
+                break
+            await pilot.pause(0.02)
         assert app.draft.settings.temperature == 0.5
     config, _ = load_config(config_path)
     assert config.settings.temperature == 0.5 and config.preset is None

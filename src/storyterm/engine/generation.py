@@ -19,7 +19,9 @@ from typing import TYPE_CHECKING, Any
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
 from .context import WORD_END, PromptCache, SmartWindow
-from .errors import EngineBusyError, StorytermError, UnknownGenreError
+from .errors import EngineBusyError, SettingsError, StorytermError, UnknownGenreError
+from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
+from .instruct import chat_prompt, eos_token_ids, has_chat_template
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 
@@ -46,10 +48,14 @@ def _word_boundary_at_or_after(text: str, start: int) -> int | None:
 
 @dataclass(frozen=True)
 class GenerationRequest:
-    genre: str | None  # one of loaded.genres; None only in free mode
+    genre: str | None  # one of loaded.genres, else of word_genres.genres (a model without genre tokens); None: free
     story: str = ""  # the whole story so far; the continuation is appended to it verbatim
     memory: str = ""  # kept in context right after the header
     settings: SamplerSettings = DEFAULT_SETTINGS
+    # Genres in words for models without genre tokens: the writer's list and header template (engine/genres.py)
+    word_genres: WordGenres = DEFAULT_WORD_GENRE_SETTINGS
+    instruct: bool | None = None  # ask a chat model to continue (engine/instruct.py); None: on if it has a template
+    title: str = ""  # told to the model in instruct mode
 
 
 @dataclass(frozen=True)
@@ -156,10 +162,14 @@ class GenerationStream:
         self._consumed = True
         run = self._run
         strip_leading = run.strip_leading
+        lead = run.lead
         for piece in run.streamer:
             if strip_leading:
                 piece = piece.lstrip()
                 strip_leading = not piece
+            if piece and lead:
+                piece = _with_lead(piece, lead)
+                lead = ""
             if piece:
                 yield piece
         run.wait()
@@ -192,6 +202,7 @@ class GenerationStream:
 class _Run:
     streamer: _FirstRowStreamer
     strip_leading: bool
+    lead: str = ""  # put before the passage unless it starts with whitespace (an instruct reply after a word)
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -208,6 +219,10 @@ class _Run:
 
     def thread_alive(self) -> bool:
         return self.thread is not None and self.thread.is_alive()
+
+
+def _with_lead(text: str, lead: str) -> str:
+    return text if not text or not lead or text[0].isspace() else lead + text
 
 
 def suppressed_token_ids(tokenizer: Any, genres: list[str] | tuple[str, ...]) -> list[int]:
@@ -238,10 +253,12 @@ class StoryEngine:
         vocab = tokenizer.get_vocab()
         # Checkpoints that were not trained on the storyterm format (free mode hub models) get their own BOS.
         self._bos_text = BOS_TOKEN if BOS_TOKEN in vocab else (tokenizer.bos_token or "")
-        self._eos_id = vocab.get(EOS_TOKEN, tokenizer.eos_token_id)
+        # Every end id the checkpoint lists (instruct models end a turn with several): never reduced to one.
+        self._eos_ids = eos_token_ids(tokenizer, getattr(loaded.model, "generation_config", None), vocab.get(EOS_TOKEN))
+        self._eos_id = self._eos_ids[0] if self._eos_ids else None
         pad_id = vocab.get(PAD_TOKEN, tokenizer.pad_token_id)
         self._pad_id = pad_id if pad_id is not None else self._eos_id
-        self._suppressed = suppressed_token_ids(tokenizer, loaded.genres)
+        self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
 
     def forget_context(self) -> None:
         """Drop the remembered window start and the previous passage's KV cache (the next passage reads afresh)."""
@@ -270,41 +287,85 @@ class StoryEngine:
                 raise UnknownGenreError(f"choose a genre: {', '.join(genres)}")
             if request.genre not in genres:
                 raise UnknownGenreError(f"unknown genre {request.genre!r}; this model knows: {', '.join(genres)}")
-        elif request.genre is not None:
+        elif request.genre is not None and request.genre not in request.word_genres.genres:
             raise UnknownGenreError(
-                f"model {self.loaded.name} has no genre tokens (free mode); leave the genre out"
+                f"unknown genre {request.genre!r}; choose one of: {', '.join(request.word_genres.genres)} "
+                "(the list is in config.toml), or free mode"
             )
+        if request.instruct and not has_chat_template(self.loaded.tokenizer):
+            raise SettingsError(f"model {self.loaded.name} has no chat template, so it has no instruct mode")
+
+    def instruct_on(self, request: GenerationRequest) -> bool:
+        """Instruct mode: asked for, or by default whenever the model has a chat template."""
+        if request.instruct is None:
+            return has_chat_template(self.loaded.tokenizer)
+        return request.instruct
+
+    def prompt_text(self, request: GenerationRequest) -> str:
+        """The exact text the model is given for ``request`` (header, memory, chat markup, trimmed story)."""
+        return self.loaded.tokenizer.decode(
+            self.prepare(request).input_ids, skip_special_tokens=False, clean_up_tokenization_spaces=False
+        )
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
         """Tokenize header and story separately so trimming drops exactly the oldest story tokens.
 
         The writer's text (memory, story) is tokenized with special tokens split: typing ``<horror>`` or ``<EOS>``
         in the editor must not switch the genre or end the story."""
-        tokenizer = self.loaded.tokenizer
-        base = build_header(request.genre)
-        if self._bos_text != BOS_TOKEN:
-            base = (self._bos_text + base.removeprefix(BOS_TOKEN)).strip()
-        header_ids = tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
-        memory = memory_text(request.memory)
-        if memory:
-            header_ids += self._encode_writer_text((" " if base else "") + memory)
         story = request.story.lstrip()
-        budget = self.loaded.context_window - request.settings.max_new_tokens
-        story_ids, tail_start = self._encode_story_tail(story, leading_space=bool(header_ids), min_tokens=budget)
+        closing_ids: list[int] = []  # after the story: the end of an instruct request
+        if self.instruct_on(request):
+            header_ids, closing_ids = self._instruct_frame(request, has_story=bool(story))
+            leading_space = False  # the story starts on its own line
+        else:
+            header_ids = self._header_ids(request)
+            leading_space = bool(header_ids)
+        budget = self.loaded.context_window - request.settings.max_new_tokens - len(closing_ids)
+        story_ids, tail_start = self._encode_story_tail(story, leading_space=leading_space, min_tokens=budget)
         trimmed = tail_start is not None or len(header_ids) + len(story_ids) > budget
         if trimmed:
-            # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
-            header_cap = max(1, budget - min(len(story_ids), budget // 2))
-            header_ids = header_ids[:header_cap]
+            if closing_ids:  # an instruct request is kept whole: cut, it would stop making sense
+                if len(header_ids) >= budget:
+                    raise StorytermError("the instruct request (memory, title) fills this model's context: "
+                                         "shorten the memory, or turn instruct mode off")
+            else:
+                # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
+                header_cap = max(1, budget - min(len(story_ids), budget // 2))
+                header_ids = header_ids[:header_cap]
             keep = budget - len(header_ids)
             if self._smart_window is not None:
                 story_ids = self._smart_window.story_ids(story, tail_start or 0, story_ids, keep)
             else:
                 story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
-        input_ids = list(header_ids) + list(story_ids)
+        input_ids = list(header_ids) + list(story_ids) + closing_ids
         if not input_ids:
             raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
         return PreparedPrompt(input_ids, len(header_ids), len(story_ids), trimmed)
+
+    def _header_ids(self, request: GenerationRequest) -> list[int]:
+        """``<BOS> <genre>`` for genre tokens, ``<BOS> This is a horror story.`` in words, then the memory."""
+        if request.genre is not None and not self.loaded.genres:
+            base = f"{self._bos_text} {request.word_genres.header(request.genre)}".strip()
+        else:
+            base = build_header(request.genre)
+            if self._bos_text != BOS_TOKEN:
+                base = (self._bos_text + base.removeprefix(BOS_TOKEN)).strip()
+        header_ids = self.loaded.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
+        memory = memory_text(request.memory)
+        if memory:
+            header_ids += self._encode_writer_text((" " if base else "") + memory)
+        return list(header_ids)
+
+    def _instruct_frame(self, request: GenerationRequest, *, has_story: bool) -> tuple[list[int], list[int]]:
+        """The chat request's ids before the story (template markup, then the request in words) and after it."""
+        tokenizer = self.loaded.tokenizer
+        genre = request.genre
+        chat = chat_prompt(tokenizer, genre=genre, memory=request.memory, title=request.title, has_story=has_story)
+        before = list(tokenizer(chat.template, add_special_tokens=False)["input_ids"]) if chat.template else []
+        if chat.request:
+            before += self._encode_writer_text(chat.request)
+        after = list(tokenizer(chat.after, add_special_tokens=False)["input_ids"]) if chat.after else []
+        return before, after
 
     def _encode_story_tail(self, story: str, *, leading_space: bool, min_tokens: int) -> tuple[list[int], int | None]:
         """The story's token ids, or only those of its tail when that alone fills the window (with the tail's start).
@@ -336,7 +397,7 @@ class StoryEngine:
             "do_sample": settings.do_sample,
             "repetition_penalty": settings.repetition_penalty,
             "num_return_sequences": settings.num_alternatives,
-            "eos_token_id": self._eos_id,
+            "eos_token_id": list(self._eos_ids) or None,
             "pad_token_id": self._pad_id,
             "suppress_tokens": self._suppressed or None,
         }
@@ -368,7 +429,9 @@ class StoryEngine:
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError("a generation is already running; stop it or wait for it to finish")
         try:
-            run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer), strip_leading=not request.story.strip())
+            lead = " " if self.instruct_on(request) and request.story.strip() and not request.story[-1].isspace() else ""
+            run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer), strip_leading=not request.story.strip(),
+                       lead=lead)
             thread = threading.Thread(
                 target=self._generate_in_thread,
                 args=(run, prepared, config, seed, reuse_cache),
@@ -446,9 +509,10 @@ class StoryEngine:
         texts = []
         for row in sequences[:, prompt_length:].tolist():
             text = tokenizer.decode(row, **_DECODE_KWARGS)
-            texts.append(text.lstrip() if run.strip_leading else text)
+            texts.append(_with_lead(text.lstrip() if run.strip_leading else text, run.lead))
         first_row = sequences[0, prompt_length:].tolist()
-        new_tokens = first_row.index(self._eos_id) + 1 if self._eos_id in first_row else len(first_row)
+        ends = [index for index, token in enumerate(first_row) if token in self._eos_ids]
+        new_tokens = ends[0] + 1 if ends else len(first_row)
         first = run.streamer.first_token_at
         stats = GenerationStats(
             prompt_tokens=prompt_length,

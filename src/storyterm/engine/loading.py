@@ -10,16 +10,19 @@ import json
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
+from .architectures import check_causal_lm
+from .checkpoint_defaults import checkpoint_values, resolve_settings
 from .devices import resolve_device, resolve_dtype
 from .errors import ModelLoadError
 from .fast_paths import apply_cpu_threads, is_int8, quantize_int8, weight_load_dtype
-from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genres_from_special_tokens
-from .settings import DEFAULT_SETTINGS, SamplerSettings
+from .genres import token_genres
+from .instruct import has_chat_template
+from .settings import SamplerSettings
 
 if TYPE_CHECKING:
     import torch
@@ -32,7 +35,6 @@ HUB_CONNECT_TIMEOUT_S = 3.0
 
 SAFETENSORS_FILES = ("model.safetensors", "model.safetensors.index.json")
 PICKLE_FILES = ("pytorch_model.bin", "pytorch_model.bin.index.json")
-_SAMPLING_KEYS = ("max_new_tokens", "temperature", "top_k", "top_p", "repetition_penalty", "do_sample")
 
 
 @dataclass(frozen=True)
@@ -51,14 +53,22 @@ class LoadedModel:
     name: str  # "builtin", a directory name, or the hub id
     device: torch.device
     dtype: torch.dtype
-    genres: list[str]  # [] means free mode (no genre tokens)
+    genres: list[str]  # its genre tokens; [] means none: genres are then given in words (engine/genres.py)
     context_window: int
-    generation_defaults: SamplerSettings
+    generation_defaults: SamplerSettings  # storyterm's defaults with the checkpoint's values filled in
     path: Path | None = None  # the directory the files were read from
+    # What the checkpoint's generation_config.json sets (engine/checkpoint_defaults.py): fills what the writer left unset
+    checkpoint_settings: dict[str, Any] = field(default_factory=dict)
 
     @property
     def free_mode(self) -> bool:
+        """No genre tokens (genres, if any, are given in words)."""
         return not self.genres
+
+    @property
+    def has_chat_template(self) -> bool:
+        """An instruct/chat checkpoint: instruct mode is offered (and on by default)."""
+        return has_chat_template(self.tokenizer)
 
 
 def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None) -> LoadedModel:
@@ -77,6 +87,7 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
         config = AutoConfig.from_pretrained(directory, trust_remote_code=False)
     except Exception as error:  # noqa: BLE001 - anything here means "not a usable checkpoint"
         raise ModelLoadError(f"cannot read the model config of {name}: {_first_line(error)}") from error
+    check_causal_lm(config, name)
     progress("Loading tokenizer…")
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, trust_remote_code=False)
@@ -92,7 +103,9 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
             use_safetensors=None if spec.allow_pickle else True,
         )
     except ValueError as error:
-        raise ModelLoadError(f"{name} is not a causal language model storyterm can run: {_first_line(error)}") from error
+        raise ModelLoadError(
+            f"{name} ({getattr(config, 'model_type', '?')}) is not a causal language model storyterm can run"
+        ) from error
     except Exception as error:  # noqa: BLE001
         raise ModelLoadError(f"cannot load the weights of {name}: {_first_line(error)}") from error
     try:
@@ -119,10 +132,11 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
         name=name,
         device=device,
         dtype=dtype,
-        genres=discover_genres(tokenizer),
+        genres=token_genres(tokenizer, directory),
         context_window=context_window_of(config, tokenizer),
-        generation_defaults=generation_defaults_from(directory),
+        generation_defaults=resolve_settings({}, checkpoint := checkpoint_values(directory)),
         path=directory,
+        checkpoint_settings=checkpoint,
     )
 
 
@@ -192,7 +206,7 @@ def hub_reachable(timeout: float = HUB_CONNECT_TIMEOUT_S) -> bool:
         return False
 
 
-_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "tokenizer*"]
+_HUB_PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "*.tiktoken", "*.jinja", "tokenizer*"]
 
 
 def _resolve_hub_id(repo_id: str, *, allow_pickle: bool) -> Path:
@@ -241,16 +255,6 @@ def check_weights(directory: Path, name: str, *, allow_pickle: bool) -> None:
 # What the checkpoint tells us
 
 
-def discover_genres(tokenizer: PreTrainedTokenizerBase) -> list[str]:
-    """Genres are the tokenizer's extra special tokens ``<name>``, minus its own named special tokens."""
-    named = {str(getattr(tokenizer, attr, None)) for attr in tokenizer.SPECIAL_TOKENS_ATTRIBUTES}
-    named |= {BOS_TOKEN, EOS_TOKEN, PAD_TOKEN}
-    extra = getattr(tokenizer, "extra_special_tokens", None) or []
-    if isinstance(extra, dict):
-        extra = list(extra.values())
-    return genres_from_special_tokens(str(token) for token in extra if str(token) not in named)
-
-
 def context_window_of(config: Any, tokenizer: PreTrainedTokenizerBase | None = None) -> int:
     for attr in ("n_positions", "max_position_embeddings", "n_ctx", "seq_length"):
         value = getattr(config, attr, None)
@@ -260,22 +264,6 @@ def context_window_of(config: Any, tokenizer: PreTrainedTokenizerBase | None = N
     if isinstance(limit, int) and 0 < limit < 1_000_000:
         return limit
     return DEFAULT_CONTEXT_WINDOW
-
-
-def generation_defaults_from(directory: Path) -> SamplerSettings:
-    """Sampling values saved in the checkpoint's generation_config.json override the seed's defaults."""
-    file = directory / "generation_config.json"
-    try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return DEFAULT_SETTINGS
-    values = {key: data[key] for key in _SAMPLING_KEYS if data.get(key) is not None}
-    if not values:
-        return DEFAULT_SETTINGS
-    try:
-        return DEFAULT_SETTINGS.with_changes(**values).validate()
-    except Exception:  # noqa: BLE001 - unusable values in the file: keep the defaults
-        return DEFAULT_SETTINGS
 
 
 # ---------------------------------------------------------------------------------------------------------------------
@@ -322,8 +310,12 @@ def _read_json(file: Path) -> dict:
 
 
 def _is_causal_lm(config_file: Path) -> bool:
-    architectures = _read_json(config_file).get("architectures") or []
-    return any(str(a).endswith(("ForCausalLM", "LMHeadModel")) for a in architectures)
+    from types import SimpleNamespace
+
+    from .architectures import refusal_reason
+
+    data = _read_json(config_file)
+    return bool(data.get("architectures")) and refusal_reason(SimpleNamespace(**data)) is None
 
 
 def _describe_config(config_file: Path) -> str:

@@ -589,6 +589,9 @@ class StorytermApp(App[int]):
 
     @on(ParameterPanel.SettingsChanged)
     def _settings_changed(self, message: ParameterPanel.SettingsChanged) -> None:
+        before, after = self.draft.settings.to_dict(), message.settings.to_dict()
+        # What the writer changes is theirs from now on: a checkpoint's defaults no longer fill it.
+        self.config.settings_set |= {name for name in after if after[name] != before.get(name)}
         self.draft.settings = message.settings
         self.config.settings = message.settings
         self.config.preset = message.preset
