@@ -70,7 +70,7 @@ def test_genres_in_words_for_a_model_without_genre_tokens(smollm: LoadedModel) -
         "<|endoftext|> This is a sci-fi story. The ship"
     )
     assert prompt_of(engine, GenerationRequest("action", "", memory="Anna is a spy.")) == (
-        "<|endoftext|> This is an action story. Anna is a spy."
+        "<|endoftext|> This is an action story. [Anna is a spy.]"
     )
     assert prompt_of(engine, GenerationRequest(None, "The ship")) == "<|endoftext|> The ship"  # free mode
     custom = WordGenres(("space_opera",), 'A {genre} tale, told by "{a_genre}" lover.')
@@ -96,7 +96,7 @@ def test_the_words_header_stays_whole_when_a_long_story_is_trimmed(smollm: Loade
     assert prepared.context_trimmed
     assert len(prepared.input_ids) <= smollm.context_window - GREEDY.max_new_tokens
     text = prompt_of(engine, request)
-    assert text.startswith("<|endoftext|> This is a horror story. Anna is a spy. ")
+    assert text.startswith("<|endoftext|> This is a horror story. [Anna is a spy.] ")
     assert text.endswith("in the old house.")
 
 
