@@ -44,6 +44,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "undo": "ctrl+z",
     "redo": "ctrl+y",
     "save": "ctrl+s",
+    "save_as": "f4",
     "open": "ctrl+o",
     "new": "ctrl+n",
     "quit": "ctrl+q",

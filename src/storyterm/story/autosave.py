@@ -40,10 +40,11 @@ class Autosaver:
         typing_delay_s: float = TYPING_DELAY_S,
         retry_delay_s: float = RETRY_DELAY_S,
         clock: Callable[[], float] = time.monotonic,
-        save: Callable[[Draft, Path], None] = save_draft,
+        save: Callable[[Draft, Path], Path | None] = save_draft,
         saved: bool = True,
     ) -> None:
-        """``saved=True``: the draft at ``path`` is already on disk as it is now (just loaded or created)."""
+        """``saved=True``: the draft at ``path`` is already on disk as it is now (just loaded or created).
+        ``save`` may return the path it actually wrote (a new draft's claimed file name): later saves go there."""
         self.draft = draft
         self._path = Path(path)
         self.typing_delay_s = typing_delay_s
@@ -66,6 +67,13 @@ class Autosaver:
         self._path = Path(value)
         self._saved_revision = None
         self._retry_at = None
+
+    def mark_saved(self, revision: int) -> None:
+        """The draft as it was at ``revision`` is on disk at ``path`` (written by someone else: save-as)."""
+        self._saved_revision = revision
+        self._dirty_since = None
+        self._retry_at = None
+        self.last_error = None
 
     @property
     def dirty(self) -> bool:
@@ -102,11 +110,13 @@ class Autosaver:
             return False
         revision = self.draft.revision
         try:
-            self._save(self.draft, self._path)
+            written = self._save(self.draft, self._path)
         except DraftFileError as error:
             self.last_error = error
             self._retry_at = self._clock() + self.retry_delay_s
             raise
+        if written is not None:
+            self._path = Path(written)
         self._saved_revision = revision
         self._dirty_since = None
         self._retry_at = None

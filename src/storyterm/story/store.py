@@ -276,14 +276,14 @@ def save_draft(draft: Draft, path: Path, *, replace_changed: bool = False) -> No
     _record_stamp(path)
 
 
-class _NameTaken(Exception):
-    """An exclusive write found the name already used (see create_draft_file)."""
+class NameTaken(Exception):
+    """An exclusive write found the name already used (see create_draft_file and story.workspace)."""
 
 
 def write_atomic(path: Path, content: bytes, *, keep_backup: bool = False, exclusive: bool = False) -> None:
     """Replace ``path`` by ``content`` so that the path always holds the old or the new complete file.
     Refuses a path that could not be read earlier in this process. A symlink is followed (the file it points
-    to is replaced, the link stays). ``exclusive``: only create, never replace (raises _NameTaken)."""
+    to is replaced, the link stays). ``exclusive``: only create, never replace (raises NameTaken)."""
     path = Path(path)
     _check_refusal(path)
     target = Path(os.path.realpath(path)) if os.path.islink(path) else path
@@ -324,13 +324,13 @@ def _create_exclusively(temp_name: str, target: Path) -> None:
         os.link(temp_name, target)
         return
     except FileExistsError:
-        raise _NameTaken from None
+        raise NameTaken from None
     except OSError:
         pass  # no hard links on this file system: reserve the name, then replace the empty reservation
     try:
         os.close(os.open(target, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600))
     except FileExistsError:
-        raise _NameTaken from None
+        raise NameTaken from None
     os.replace(temp_name, target)
 
 
@@ -458,7 +458,7 @@ def create_draft_file(draft: Draft, folder: Path | None = None) -> Path:
         path = new_draft_path(draft.title, folder)
         try:
             write_atomic(path, content, exclusive=True)
-        except _NameTaken:
+        except NameTaken:
             continue
         _record_stamp(path)
         return path

@@ -35,6 +35,7 @@ from storyterm.engine.prompt import title_prompt
 from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path
 from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
+from storyterm.story.workspace import Workspace, emergency_dir
 from storyterm.tui.widgets.editor import StoryEditor, editor_form
 from storyterm.tui.widgets.genre_picker import GenrePicker
 from storyterm.tui.widgets.parameter_panel import ParameterPanel
@@ -62,6 +63,7 @@ ACTIONS: list[tuple[str, str, str, str, bool, bool]] = [
     ("undo", "undo", "Undo", "Undo typing, accepts and generations", False, True),
     ("redo", "redo", "Redo", "Redo", False, True),
     ("save", "save", "Save", "Save the draft", True, True),
+    ("save_as", "save_as", "Save as", "Save the draft under another name or folder (it becomes its file)", False, True),
     ("open", "open", "Open", "Open a draft", False, True),
     ("new", "new", "New", "Start a new draft (the current one is saved)", False, True),
     ("quit", "quit", "Quit", "Save and quit", True, True),
@@ -154,11 +156,28 @@ class StorytermApp(App[int]):
         self._save_error: str | None = None
         self.use_session = use_session
         self.session: Session | None = None
-        self.autosaver: Autosaver
+        self.exit_message: str | None = None  # run_app prints it on stderr (e.g. where the emergency copy is)
+        self._emergency: tuple[int, Path] | None = None  # (draft revision, copy) of the last emergency copy
 
-        self.draft_path: Path | None = draft_path
-        self._draft_error: str | None = None
-        self.draft = self._open_or_new(draft_path)
+        self.workspace, self._draft_error = Workspace.open(draft_path, self.drafts_dir, self._new_draft)
+
+    @property
+    def draft(self) -> Draft:
+        return self.workspace.draft
+
+    @property
+    def autosaver(self) -> Autosaver:
+        return self.workspace.autosaver
+
+    @property
+    def draft_path(self) -> Path | None:
+        """The draft's file; None for a new draft until its first save claims one."""
+        return self.workspace.path
+
+    def notify(self, message: str, *, title: str = "", severity: Any = "information", timeout: float | None = None,
+               markup: bool = False) -> None:
+        """Notifications quote titles, paths and errors: shown literally unless a caller asks for markup."""
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # -- layout -------------------------------------------------------------------------------------------------
 
@@ -689,37 +708,15 @@ class StorytermApp(App[int]):
     # Saving follows storyterm.story.autosave: typing is saved ~1.5 s after the first unsaved keystroke (a 0.25 s
     # tick), structural changes (accept, generate, switch, dismiss, undo, settings) at once, and on quit/SIGTERM.
 
-    def _open_or_new(self, path: Path | None) -> Draft:
-        if path is not None and path.exists():
-            try:
-                draft = load_draft(path)
-            except StorytermError as error:
-                self._draft_error = f"{error} — started a new draft instead"
-                self.draft_path = None
-            else:
-                self.autosaver = Autosaver(draft, path, saved=True)
-                return draft
-        draft = self._new_draft()
-        if path is not None:
-            draft.title = path.stem.replace("-", " ").replace("_", " ").strip() or draft.title
-        # A file that could not be read is never a save target: the new draft gets a fresh name beside the others.
-        target = path if path is not None and not path.exists() else new_draft_path(draft.title, self.drafts_dir)
-        self.autosaver = Autosaver(draft, target, saved=False)
-        self.draft_path = None
-        return draft
-
     def _new_draft(self) -> Draft:
         return Draft(genre=self.config.genre, settings=self.config.settings)
 
     def _worth_saving(self) -> bool:
-        """A new draft gets its file with its first words, not when the app merely opened."""
-        return self.draft_path is not None or bool(self.draft.text.strip() or self.draft.passages)
+        return self.workspace.worth_saving()
 
     def _autosave_tick(self) -> None:
-        if not self._worth_saving():
-            return
         try:
-            saved = self.autosaver.maybe_save()
+            saved = self.workspace.maybe_save()
         except StorytermError as error:
             self._report_save_error(error)
             return
@@ -728,10 +725,8 @@ class StorytermApp(App[int]):
 
     def save_now(self, *, force: bool = False) -> bool:
         """Save at once if anything is unsaved; False (with a notification) when the save failed."""
-        if not (force or self._worth_saving()):
-            return True
         try:
-            saved = self.autosaver.save_now()
+            saved = self.workspace.save_now(force=force)
         except StorytermError as error:
             self._report_save_error(error)
             return False
@@ -741,17 +736,16 @@ class StorytermApp(App[int]):
 
     def _after_save(self) -> None:
         self.draft.break_undo_group()  # a save marks a pause: the next keystrokes start a new undo step
-        first_save = self.draft_path is None
-        self.draft_path = self.autosaver.path
         self._save_error = None
-        if first_save and self.session is not None:
+        if self.session is not None and self.session.draft_path != self.draft_path:
             self._session_call(self.session.set_draft, self.draft_path)
         self._update_status()
 
     def _report_save_error(self, error: StorytermError) -> None:
         if str(error) != self._save_error:  # one notification per distinct failure, not one per tick
             self._save_error = str(error)
-            self.notify(str(error), title="Not saved", severity="error", timeout=10)
+            keys = _pretty_keys({**DEFAULT_KEYS, **self.config.keys}["save_as"])
+            self.notify(f"{error} ({keys}: save as)", title="Not saved", severity="error", timeout=10)
         self._update_status()
 
     def action_save(self) -> None:
@@ -761,11 +755,31 @@ class StorytermApp(App[int]):
         elif self.save_now(force=True):
             self.notify(f"Saved {self.draft_path}", timeout=2)
 
+    def action_save_as(self, then_quit: bool = False) -> None:
+        from storyterm.tui.screens.save_as import SaveAsScreen
+
+        folder = self.workspace.target.parent
+        suggestion = new_draft_path(self.draft.title, folder)
+
+        def chosen(path: Path | None) -> None:
+            if path is None:
+                return
+            try:
+                written = self.workspace.save_as(path)
+            except StorytermError as error:
+                self.notify(str(error), title="Not saved", severity="error", timeout=10)
+                return
+            self._after_save()
+            self.notify(f"Saved as {written}", timeout=3)
+            if then_quit:
+                self._quit_saved()
+
+        self.push_screen(SaveAsScreen(suggestion), chosen)
+
     def action_new(self) -> None:
         if not self.save_now():
             return
-        draft = self._new_draft()
-        self._switch_draft(draft, Autosaver(draft, new_draft_path(draft.title, self.drafts_dir), saved=False), None)
+        self._switch_draft(Workspace.new(self._new_draft(), self.drafts_dir))
         self.picker.set_title("")
 
     def action_open(self) -> None:
@@ -789,12 +803,13 @@ class StorytermApp(App[int]):
             return
         if not self.save_now():
             return
-        self._switch_draft(draft, Autosaver(draft, path, saved=True), path)
+        self._switch_draft(Workspace.opened(draft, path))
 
-    def _switch_draft(self, draft: Draft, autosaver: Autosaver, path: Path | None) -> None:
-        self.draft, self.autosaver, self.draft_path = draft, autosaver, path
+    def _switch_draft(self, workspace: Workspace) -> None:
+        self.workspace = workspace
+        draft = workspace.draft
         if self.session is not None:
-            self._session_call(self.session.set_draft, path)
+            self._session_call(self.session.set_draft, workspace.path)
         self.panel.set_settings(draft.settings)
         self.panel.set_memory(draft.memory)
         self.picker.set_title(draft.title if draft.title != "Untitled" else "")
@@ -834,13 +849,13 @@ class StorytermApp(App[int]):
                 return
             if not self.save_now():
                 return
-            if path != offer.draft_path:  # only the backup was readable: keep it under a new name
-                path = new_draft_path(draft.title, self.drafts_dir)
-                self._switch_draft(draft, Autosaver(draft, path, saved=False), None)
+            # Only the backup was readable, or the draft is an emergency copy: keep it under a new name.
+            if path != offer.draft_path or _is_inside(path, emergency_dir()):
+                self._switch_draft(Workspace.new(draft, self.drafts_dir))
                 self.save_now(force=True)
             else:
-                self._switch_draft(draft, Autosaver(draft, path, saved=True), path)
-            self.notify(f"Recovered {path.name}", timeout=4)
+                self._switch_draft(Workspace.opened(draft, path))
+            self.notify(f"Recovered {(self.draft_path or path).name}", timeout=4)
 
         self.push_screen(ConfirmScreen(question, yes="Reopen", no="Discard"), answered)
 
@@ -850,29 +865,86 @@ class StorytermApp(App[int]):
         except (StorytermError, OSError) as error:
             self.notify(f"session marker: {_first_line(error)}", severity="warning")
 
-    def _final_save(self) -> None:
+    # -- quitting: never without the work -------------------------------------------------------------------------
+    # A quit saves first. When the save fails the draft goes to an emergency copy in the state folder, whatever
+    # happens next; the writer is asked (save as, quit anyway, stay), and a quit without the draft saved in its
+    # own file exits 1 and says on stderr where the copy is. The session marker then points at the copy, so the
+    # next start offers it.
+
+    def _final_save(self) -> bool:
+        """Stop a run and save; True when nothing is left unsaved."""
         if self._stream is not None:
             self._stream.cancel()
         self.save_now()
-        if self.session is not None and not self.autosaver.dirty:
-            self._session_call(self.session.close)
+        return not self.workspace.unsaved_work
 
-    async def action_quit(self) -> None:
-        self._final_save()
+    def _quit_saved(self) -> None:
+        if self.session is not None:
+            self._session_call(self.session.close)
         self.exit(0)
 
+    async def action_quit(self) -> None:
+        from storyterm.tui.screens.unsaved_quit import UnsavedQuitScreen
+
+        if isinstance(self.screen, UnsavedQuitScreen):
+            self.screen.dismiss("quit")  # ctrl+q on the question itself: quit anyway (the copy is written)
+            return
+        if self._final_save():
+            self._quit_saved()
+            return
+        copy = self._emergency_copy()
+        cause = self.workspace.last_error.cause if self.workspace.last_error else "the save failed"
+        where = f"An emergency copy is in {copy}." if copy else "No emergency copy could be written either."
+
+        def answered(choice: str | None) -> None:
+            if choice == "save_as":
+                self.action_save_as(then_quit=True)
+            elif choice == "quit":
+                self._quit_unsaved(copy)
+
+        question = f"{self.workspace.target.name} is not saved: {cause}. {where}"
+        self.push_screen(UnsavedQuitScreen(question), answered)
+
+    def _emergency_copy(self) -> Path | None:
+        """The draft in the state folder (written again only when it changed since the last copy)."""
+        revision = self.draft.revision
+        if self._emergency is not None and self._emergency[0] == revision:
+            return self._emergency[1]
+        try:
+            copy = self.workspace.emergency_copy()
+        except StorytermError as error:
+            self.notify(f"emergency copy failed too: {error}", severity="error", timeout=10)
+            return None
+        self._emergency = (revision, copy)
+        if self.session is not None:
+            self._session_call(self.session.set_draft, copy)  # the next start offers the copy
+        return copy
+
+    def _quit_unsaved(self, copy: Path | None) -> None:
+        cause = self.workspace.last_error or "the save failed"
+        where = f"an emergency copy is in {copy}" if copy else "no emergency copy could be written"
+        self.exit_message = f"storyterm: not saved: {cause}; {where}"
+        self.exit(1, return_code=1)
+
     def _terminate(self, signum: int = signal.SIGTERM) -> None:
-        """SIGTERM / SIGHUP: save, then leave."""
-        self._final_save()
+        """SIGTERM / SIGHUP: save (else an emergency copy), then leave; exit 1 when the draft's file is behind."""
+        code = 0
+        if self._final_save():
+            if self.session is not None:
+                self._session_call(self.session.close)
+        else:
+            self._quit_unsaved(self._emergency_copy())
+            code = 1
         if self.hard_exit_s is not None:
             # Textual's shutdown writes to the terminal and can block for ever once the terminal is gone (tmux
             # kill-session while a passage streams): after the save, make sure the process really ends.
             if signum == signal.SIGHUP:
-                os._exit(0)  # no terminal left to restore
-            watchdog = threading.Timer(self.hard_exit_s, os._exit, args=(0,))
+                _print_exit_message(self.exit_message)
+                os._exit(code)  # no terminal left to restore
+            watchdog = threading.Timer(self.hard_exit_s, _hard_exit, args=(code, self.exit_message))
             watchdog.daemon = True
             watchdog.start()
-        self.exit(0)
+        self.exit(code, return_code=code)
 
     def on_unmount(self) -> None:
         if self._stream is not None:
@@ -950,16 +1022,44 @@ def debug_log_path() -> Path:
     return platformdirs.user_log_path("storyterm") / "debug.log"
 
 
+def _is_inside(path: Path, folder: Path) -> bool:
+    try:
+        return Path(os.path.realpath(path)).is_relative_to(os.path.realpath(folder))
+    except OSError:
+        return False
+
+
+def _print_exit_message(message: str | None) -> None:
+    if message:
+        try:
+            print(message, file=sys.stderr, flush=True)
+        except OSError:
+            pass  # the terminal is gone
+
+
+def _hard_exit(code: int, message: str | None) -> None:
+    _print_exit_message(message)
+    os._exit(code)
+
+
 def _first_line(error: BaseException) -> str:
     return " ".join(str(error).split()) or type(error).__name__
+
+
+def exit_code(app: App, returned: object) -> int:
+    """The process's exit status: what the app exited with, and 1 after a crash (Textual sets return_code)."""
+    if app.return_code not in (None, 0):
+        return int(app.return_code)  # type: ignore[arg-type]
+    return returned if isinstance(returned, int) else 0
 
 
 def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) -> int:
     """Entry point for the CLI: runs the app in the terminal, returns the exit code."""
     app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug)
     app.hard_exit_s = 3.0
-    code = app.run()
-    code = code if isinstance(code, int) else 0
+    returned = app.run()
+    code = exit_code(app, returned)
+    _print_exit_message(app.exit_message)
     if app.loading_threads:
         # A model load cannot be interrupted and the interpreter would wait for it at exit; everything is saved.
         sys.stdout.flush()

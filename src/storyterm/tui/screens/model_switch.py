@@ -44,7 +44,7 @@ class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
                 yield Label("Dtype")
                 yield Select([(d, d) for d in DTYPES], value=self._pick(self.current.dtype, DTYPES),
                              allow_blank=False, id="dtype", compact=True)
-            yield Label("", id="model-error")
+            yield Label("", id="model-error", markup=False)
             with Horizontal(classes="dialog-buttons"):
                 yield Button("Load", variant="primary", id="load")
                 yield Button("Cancel", id="cancel")

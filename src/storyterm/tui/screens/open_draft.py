@@ -1,4 +1,4 @@
-"""Ctrl+O: pick a draft from the drafts folder (newest first) or type a path."""
+"""Ctrl+O: pick a draft from the drafts folder (newest first) or type a path. Titles and names are shown literally."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ from pathlib import Path
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.content import Content
 from textual.containers import Vertical
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList
@@ -23,9 +24,9 @@ class OpenDraftScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog", id="open-dialog"):
-            yield Label(f"Open a draft — {self.folder}", classes="dialog-title")
+            yield Label(f"Open a draft — {self.folder}", classes="dialog-title", markup=False)
             if self.drafts:
-                yield OptionList(*(Option(label, id=str(path)) for label, path in self.drafts), id="draft-list")
+                yield OptionList(*(Option(Content(label), id=str(path)) for label, path in self.drafts), id="draft-list")
             else:
                 yield Label("No drafts saved yet.", id="no-drafts")
             yield Input(placeholder="…or a path to a draft file, then Enter", id="draft-path", compact=True)

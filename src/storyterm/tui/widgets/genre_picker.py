@@ -5,6 +5,7 @@ from __future__ import annotations
 from textual import on
 from textual.app import ComposeResult
 from textual.containers import Vertical
+from textual.content import Content
 from textual.message import Message
 from textual.widgets import Input, Label, OptionList
 from textual.widgets.option_list import Option
@@ -66,7 +67,7 @@ class GenrePicker(Vertical):
         option_list = self.query_one("#genres", OptionList)
         option_list.clear_options()
         if genres:
-            option_list.add_options(Option(genre_label(g), id=g) for g in genres)
+            option_list.add_options(Option(Content(genre_label(g)), id=g) for g in genres)
             self.genre = selected if selected in genres else genres[0]
             option_list.highlighted = genres.index(self.genre)
         else:

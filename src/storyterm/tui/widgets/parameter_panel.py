@@ -71,7 +71,7 @@ class ParameterPanel(VerticalScroll):
                 yield Label(label, classes="field-label")
                 yield Input(self._format(getattr(self.settings, name)), type=kind, id=name, compact=True,
                             placeholder="random" if name == "seed" else "")
-        yield Static("", id="settings-error")
+        yield Static("", id="settings-error", markup=False)
         yield Label("Memory (kept in context)", classes="panel-title")
         yield TextArea(self._memory, id="memory", soft_wrap=True, compact=True)
 

@@ -1,0 +1,195 @@
+"""Issue 12's ways to lose work in the editor: two new-draft windows, quitting after a failed save, markup in
+user text. Each test failed before its fix."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from textual.widgets import Input, OptionList
+
+from storyterm.story import Draft, load_draft, save_draft
+from storyterm.tui.app import StorytermApp, exit_code
+from storyterm.tui.screens.save_as import SaveAsScreen
+from storyterm.tui.screens.unsaved_quit import UnsavedQuitScreen
+
+SIZE = (120, 32)
+
+
+@pytest.fixture(autouse=True)
+def state_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Emergency copies and session markers go to a temp state folder."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    return tmp_path / "state"
+
+
+async def _type_and_save(app: StorytermApp, text: str) -> None:
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press(*text)
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.press("ctrl+q")
+
+
+async def test_two_new_draft_windows_never_share_a_file(make_app, tmp_path: Path) -> None:
+    first, second = make_app(), make_app()  # both started before either saved: both propose untitled.json
+    await _type_and_save(first, "Window A")
+    await _type_and_save(second, "Window B")
+    assert first.draft_path != second.draft_path
+    assert load_draft(first.draft_path).text == "Window A"
+    assert load_draft(second.draft_path).text == "Window B"
+    assert second.return_code == 0
+
+
+async def test_a_new_draft_named_on_the_command_line_is_not_saved_over_a_file_made_meanwhile(
+    make_app, tmp_path: Path
+) -> None:
+    wanted = tmp_path / "drafts" / "story.json"
+    app = make_app(draft_path=wanted)
+    wanted.parent.mkdir(parents=True)
+    save_draft(Draft(title="Other", text="another window's story"), wanted)
+    await _type_and_save(app, "mine")
+    assert load_draft(wanted).text == "another window's story"
+    assert app.draft_path == tmp_path / "drafts" / "story-2.json" and load_draft(app.draft_path).text == "mine"
+
+
+def _changed_elsewhere(path: Path) -> None:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    data["text"] = "the other window's words"
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+
+async def _open_then_fail_to_save(app: StorytermApp, pilot, path: Path) -> None:
+    await app.workers.wait_for_complete()
+    _changed_elsewhere(path)  # a second window saved: this window's save is refused
+    await pilot.press(*" and more")
+    await pilot.press("ctrl+q")
+    await pilot.pause()
+
+
+async def test_quit_after_a_failed_save_asks_and_keeps_an_emergency_copy(
+    make_app, tmp_path: Path, state_home: Path
+) -> None:
+    path = tmp_path / "story.json"
+    save_draft(Draft(title="Story", text="Once"), path)
+    app = make_app(draft_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await _open_then_fail_to_save(app, pilot, path)
+        assert isinstance(app.screen, UnsavedQuitScreen) and app.return_code is None  # still running: it asks
+        copies = list((state_home / "storyterm" / "emergency").glob("*.json"))
+        assert len(copies) == 1 and load_draft(copies[0]).text == "Once and more"
+        await pilot.click("#quit")
+        await pilot.pause()
+    assert app.return_code == 1
+    assert str(copies[0]) in (app.exit_message or "")
+    assert json.loads(path.read_text())["text"] == "the other window's words"  # the other window's file is kept
+
+
+async def test_quit_after_a_failed_save_offers_save_as_which_writes_a_new_file(make_app, tmp_path: Path) -> None:
+    path = tmp_path / "story.json"
+    save_draft(Draft(title="Story", text="Once"), path)
+    app = make_app(draft_path=path)
+    target = tmp_path / "elsewhere" / "copy.json"
+    async with app.run_test(size=SIZE) as pilot:
+        await _open_then_fail_to_save(app, pilot, path)
+        await pilot.click("#save_as")
+        await pilot.pause()
+        assert isinstance(app.screen, SaveAsScreen)
+        app.screen.query_one(Input).value = str(target)
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.return_code == 0
+    assert load_draft(target).text == "Once and more"
+
+
+async def test_save_as_refuses_an_existing_file_and_then_saves_to_the_new_one(make_app, tmp_path: Path) -> None:
+    existing = tmp_path / "taken.json"
+    existing.write_text("not mine", encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press(*"Words")
+        await pilot.press("f4")
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(existing)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert existing.read_text(encoding="utf-8") == "not mine"
+        await pilot.press("f4")
+        await pilot.pause()
+        app.screen.query_one(Input).value = str(tmp_path / "fresh")
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.draft_path == tmp_path / "fresh.json"
+        await pilot.press(*" more")
+        await pilot.press("ctrl+q")
+    assert load_draft(tmp_path / "fresh.json").text == "Words more"
+
+
+async def test_sigterm_after_a_failed_save_exits_1_with_an_emergency_copy(
+    make_app, tmp_path: Path, state_home: Path
+) -> None:
+    path = tmp_path / "story.json"
+    save_draft(Draft(title="Story", text="Once"), path)
+    app = make_app(draft_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        _changed_elsewhere(path)
+        await pilot.press(*" upon")
+        app._terminate()
+        await pilot.pause()
+    assert app.return_code == 1
+    copies = list((state_home / "storyterm" / "emergency").glob("*.json"))
+    assert len(copies) == 1 and load_draft(copies[0]).text == "Once upon"
+
+
+TITLES = ["[/]", "[WIP] My story", "[bold red]x[/bold red]", "[@click=app.quit]q[/]"]
+
+
+async def test_titles_with_markup_are_listed_literally_in_the_open_dialog(make_app, tmp_path: Path) -> None:
+    drafts = tmp_path / "drafts"
+    drafts.mkdir()
+    for index, title in enumerate(TITLES):
+        save_draft(Draft(title=title, text="words"), drafts / f"d{index}.json")
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        options = app.screen.query_one("#draft-list", OptionList)
+        prompts = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        for title in TITLES:
+            assert any(p.startswith(title + " ·") for p in prompts), (title, prompts)
+        await pilot.press("escape")
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_errors_quoting_a_file_name_with_markup_are_shown_literally(make_app, tmp_path: Path) -> None:
+    broken = tmp_path / "[b]broken.json"
+    broken.write_text("{", encoding="utf-8")
+    app = make_app(draft_path=broken)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        messages = [n.message for n in app._notifications]
+        assert any("[b]broken.json" in m for m in messages)
+        assert all(not n.markup for n in app._notifications)
+        await pilot.press("ctrl+q")
+    assert app.return_code == 0
+
+
+async def test_a_crash_exits_non_zero(make_app) -> None:
+    app = make_app()
+
+    def boom() -> None:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        async with app.run_test(size=SIZE) as pilot:
+            await app.workers.wait_for_complete()
+            app.call_later(boom)
+            await pilot.pause()
+    assert exit_code(app, None) == 1
