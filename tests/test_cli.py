@@ -238,11 +238,35 @@ def test_no_subcommand_opens_the_tui(monkeypatch, tmp_path: Path) -> None:
     assert calls[-1] == (None, ModelSpec(dtype="bf16"), False)
 
 
-def test_no_subcommand_without_tui_prints_help(capsys, monkeypatch) -> None:
+def test_no_subcommand_without_tui_is_a_one_line_error(capsys, monkeypatch) -> None:
     monkeypatch.setitem(sys.modules, "storyterm.tui.app", None)  # import fails with ImportError
-    code, out, _ = run(capsys)
-    assert code == 0
-    assert "generate" in out and "usage" in out
+    code, out, err = run(capsys)
+    assert code == 1 and out == ""
+    assert_one_line_error(err, "cannot start the editor")
+
+
+def test_a_mistyped_subcommand_is_a_usage_error_with_a_suggestion(capsys, monkeypatch, tmp_path: Path) -> None:
+    import types
+
+    monkeypatch.chdir(tmp_path)
+    fake = types.ModuleType("storyterm.tui.app")
+    fake.run_app = lambda draft, spec, *, debug=False: 0
+    monkeypatch.setitem(sys.modules, "storyterm.tui.app", fake)
+    code, out, err = run(capsys, "generat")
+    assert code == 2 and out == ""
+    assert_one_line_error(err, "unknown command 'generat'", "did you mean 'generate'")
+    code, _, err = run(capsys, "frobnicate")
+    assert code == 2 and "frobnicate.json" in err
+    assert not list(tmp_path.iterdir())
+    assert run(capsys, "frobnicate.json")[0] == 0  # a .json path is a new draft
+
+
+def test_non_utf8_stdin_is_a_usage_error_in_words(tiny_checkpoint: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "storyterm", "generate", "--model", str(tiny_checkpoint),
+                           "--genre", "horror", *GREEDY_FLAGS], input=b"The gh\xffost\n", capture_output=True,
+                          timeout=120)
+    assert done.returncode == 2
+    assert_one_line_error(done.stderr.decode(), "standard input is not UTF-8 text (byte 0xff at offset 6)")
 
 
 def _python_m(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
@@ -262,3 +286,11 @@ def test_python_m_storyterm_end_to_end(tiny_checkpoint: Path) -> None:
     missing = _python_m("genres", "--model", str(tiny_checkpoint / "nope"))
     assert missing.returncode == 1
     assert_one_line_error(missing.stderr, "no such model directory")
+
+
+def test_the_editor_without_a_terminal_refuses_in_one_line(tmp_path: Path) -> None:
+    done = subprocess.run([sys.executable, "-m", "storyterm", str(tmp_path / "new.json")], capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    assert done.returncode == 1
+    assert_one_line_error(done.stderr, "the editor needs a terminal")
+    assert done.stdout == "" and not (tmp_path / "new.json").exists()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -150,6 +151,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     help_asked = any(token in {"-h", "--help"} for token in argv)
     if first in subcommands or (help_asked and first is None):
         args = _parse(parser, argv)
+    elif first is not None and _looks_like_a_command(first):
+        return _report(UsageError(_unknown_command(first, subcommands)), False, EXIT_USAGE)
     else:
         args = _parse(build_app_parser(), argv)
         if isinstance(args, int):
@@ -181,6 +184,20 @@ def _parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespa
         return parser.parse_args(argv)
     except SystemExit as exit_:  # --help (0) or a usage error (2), already printed
         return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+
+
+def _looks_like_a_command(word: str) -> bool:
+    """A bare word that is no existing file and no ``.json`` path: a mistyped subcommand, not a new draft."""
+    return not (os.path.lexists(word) or word.endswith(".json") or os.sep in word or "." in word)
+
+
+def _unknown_command(word: str, subcommands: set[str]) -> str:
+    import difflib
+
+    close = difflib.get_close_matches(word, sorted(subcommands), n=1)
+    hint = f"did you mean {close[0]!r}? " if close else ""
+    return (f"unknown command {word!r}; {hint}commands: {', '.join(sorted(subcommands))} "
+            f"(a new draft is a .json path, e.g. {word}.json)")
 
 
 def _subcommand_names(parser: argparse.ArgumentParser) -> set[str]:
@@ -227,9 +244,8 @@ def _load(args: argparse.Namespace) -> LoadedModel:
 def run_app(args: argparse.Namespace, parser: argparse.ArgumentParser) -> int:
     try:
         from storyterm.tui.app import run_app as tui_run_app
-    except ImportError:
-        parser.print_help()
-        return EXIT_OK
+    except ImportError as error:
+        raise StorytermError(f"cannot start the editor: {error}") from None
     return int(tui_run_app(args.draft, _spec(args), debug=args.debug) or EXIT_OK)
 
 
@@ -274,7 +290,7 @@ def _read_story(args: argparse.Namespace, genre: str | None, instruct: bool = Fa
     if args.prompt is not None:
         return args.prompt
     if sys.stdin is not None and not sys.stdin.isatty():
-        return sys.stdin.read().rstrip("\n")
+        return _read_stdin().rstrip("\n")
     return ""
 
 
@@ -308,6 +324,23 @@ def _check_genre(args: argparse.Namespace, loaded: LoadedModel, word_genres: Any
         raise UnknownGenreError(f"unknown genre {args.genre!r}; choose one of: {', '.join(word_genres.genres)} "
                                 "(the list is in config.toml), or free")
     return args.genre
+
+
+def _read_stdin() -> str:
+    """Standard input as UTF-8 text; other bytes are a usage error in words (not a tokenizer's TypeError)."""
+    buffer = getattr(sys.stdin, "buffer", None)
+    if buffer is None:  # a text stream already (tests, embedding)
+        text = sys.stdin.read()
+    else:
+        data = buffer.read()
+        try:
+            text = data.decode("utf-8-sig")
+        except UnicodeDecodeError as error:
+            raise UsageError(f"standard input is not UTF-8 text (byte 0x{data[error.start]:02x} at offset "
+                             f"{error.start}); convert it first, e.g. with iconv") from None
+    if any("\ud800" <= ch <= "\udfff" for ch in text):
+        raise UsageError("standard input is not UTF-8 text (it holds undecodable bytes)")
+    return text
 
 
 def run_generate(args: argparse.Namespace) -> int:

@@ -8,7 +8,6 @@ part is replaced by its default and reported as a one-line warning.
 
 from __future__ import annotations
 
-import os
 import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -30,6 +29,8 @@ from storyterm.engine.settings import DEFAULT_SETTINGS, PRESETS, SamplerSettings
 CONFIG_FILE_NAME = "config.toml"
 # What choosing a preset sets (the other fields stay the writer's or the checkpoint's).
 PRESET_FIELDS = frozenset({"temperature", "top_k", "top_p", "repetition_penalty", "do_sample"})
+KNOWN_TABLES = {"general", "genres", "settings", "keys"}
+GENERAL_KEYS = {"preset", "genre", "theme", "instruct"}
 
 # Binding id → default keys (comma-separated alternatives, Textual key names). The ids are the ones used in the
 # ``[keys]`` table of the config file and by ``App.set_keymap``.
@@ -113,8 +114,13 @@ def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
         return config, [f"config {path}: not read ({_one_line(exc)}); using defaults"]
 
+    for table in raw:
+        if table not in KNOWN_TABLES:
+            warnings.append(f"config {path}: unknown table or key {table!r} ignored")
     general = raw.get("general", {})
     if isinstance(general, dict):
+        warnings += [f"config {path}: unknown key {key!r} in [general] ignored"
+                     for key in general if key not in GENERAL_KEYS]
         preset_name = general.get("preset")
         if isinstance(preset_name, str) and preset_name in PRESETS:
             config.preset = preset_name
@@ -132,6 +138,8 @@ def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
 
     genres_table = raw.get("genres")
     if isinstance(genres_table, dict):
+        warnings += [f"config {path}: unknown key {key!r} in [genres] ignored"
+                     for key in genres_table if key not in ("list", "template")]
         try:
             genre_list = check_genre_list(genres_table.get("list", list(DEFAULT_WORD_GENRES)))
             template = check_template(genres_table.get("template", DEFAULT_GENRE_TEMPLATE))
@@ -142,6 +150,9 @@ def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
 
     settings_table = raw.get("settings")
     if isinstance(settings_table, dict):
+        setting_names = set(DEFAULT_SETTINGS.to_dict())
+        warnings += [f"config {path}: unknown setting {key!r} ignored"
+                     for key in settings_table if key not in setting_names]
         try:
             base = PRESETS.get(config.preset or "", DEFAULT_SETTINGS)
             known = _known_settings(settings_table)
@@ -163,17 +174,55 @@ def load_config(path: Path | None = None) -> tuple[Config, list[str]]:
             elif not isinstance(keys, str) or not keys.strip():
                 warnings.append(f"config {path}: key binding {name!r} must be a non-empty string")
             else:
-                config.keys[name] = ",".join(part.strip() for part in keys.split(","))
+                keys = ",".join(part.strip() for part in keys.split(","))
+                problem = next(filter(None, (key_problem(key) for key in keys.split(","))), None)
+                if problem:
+                    warnings.append(f"config {path}: {name} = {keys!r}: {problem}; using {DEFAULT_KEYS[name]!r}")
+                else:
+                    config.keys[name] = keys
+        warnings += [f"config {path}: {clash}" for clash in _resolve_clashes(config.keys)]
     return config, warnings
 
 
+MODIFIERS = {"ctrl", "alt", "shift", "meta", "super", "hyper"}
+
+
+def key_problem(key: str) -> str | None:
+    """Why ``key`` (a Textual key name such as ``ctrl+g`` or ``f8``) cannot be an action's key, or None."""
+    from textual.keys import Keys, key_to_character
+
+    *modifiers, base = key.split("+")
+    if not base or any(modifier not in MODIFIERS for modifier in modifiers):
+        return f"{key!r} is not a key name"
+    named = {member.value.rsplit("+", 1)[-1] for member in Keys}
+    character = base if len(base) == 1 else key_to_character(base)
+    if base not in named and character is None:
+        return f"{key!r} is not a key name"
+    if set(modifiers) <= {"shift"} and character is not None and character.isprintable():
+        return f"{key!r} types a character (it would fire while writing); add ctrl+ or alt+, or use an f-key"
+    return None
+
+
+def _resolve_clashes(keys: dict[str, str]) -> list[str]:
+    """Two actions on one key: the one the user changed goes back to its default (one warning each)."""
+    warnings: list[str] = []
+    owner: dict[str, str] = {}
+    for name in sorted(keys, key=lambda n: keys[n] != DEFAULT_KEYS[n]):  # defaults claim their keys first
+        clash = next((owner[k] for k in keys[name].split(",") if k in owner), None)
+        if clash is not None and keys[name] != DEFAULT_KEYS[name]:
+            warnings.append(f"{name} = {keys[name]!r} is already {clash}'s key; using {DEFAULT_KEYS[name]!r}")
+            keys[name] = DEFAULT_KEYS[name]
+        for key in keys[name].split(","):
+            owner.setdefault(key, name)
+    return warnings
+
+
 def save_config(config: Config, path: Path | None = None) -> None:
-    """Write the config atomically (a crash never leaves half a file)."""
-    path = path or default_config_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_suffix(".toml.tmp")
-    temporary.write_text(tomli_w.dumps(config.to_toml_dict()), encoding="utf-8")
-    os.replace(temporary, path)
+    """Write the config the way drafts are written: a unique temp file, fsynced, then renamed (two windows
+    saving at once never clash, a crash never leaves half a file). Raises DraftFileError."""
+    from storyterm.story.store import write_atomic
+
+    write_atomic(path or default_config_path(), tomli_w.dumps(config.to_toml_dict()).encode("utf-8"))
 
 
 def _known_settings(table: dict[str, Any]) -> dict[str, Any]:

@@ -105,3 +105,36 @@ def test_import_creates_a_new_draft(tmp_path: Path, capsys) -> None:
     with pytest.raises(DraftFileError, match="no such file"):
         run(["import", str(tmp_path / "missing.txt"), "--folder", str(folder)])
     assert len(list(folder.iterdir())) == 1
+
+
+def test_export_never_replaces_the_draft_itself(tmp_path: Path) -> None:
+    path = make("Keep me", "A story with history.", folder=tmp_path)
+    before = path.read_bytes()
+    for extra in ([], ["--force"]):
+        with pytest.raises(StorytermError, match="is the draft being exported"):
+            run(["export", str(path), "-o", str(path), *extra])
+    assert path.read_bytes() == before
+
+
+def test_export_never_replaces_another_draft_and_other_files_only_with_force(tmp_path: Path) -> None:
+    path = make("Source", "Words.", folder=tmp_path)
+    other = make("Other", "Another story.", folder=tmp_path)
+    other_bytes = other.read_bytes()
+    with pytest.raises(StorytermError, match="is a storyterm draft"):
+        run(["export", str(path), "-o", str(other), "--force", "--format", "md"])
+    assert other.read_bytes() == other_bytes
+    notes = tmp_path / "notes.md"
+    notes.write_text("my notes", encoding="utf-8")
+    with pytest.raises(StorytermError, match="exists; pass --force"):
+        run(["export", str(path), "-o", str(notes)])
+    assert notes.read_text(encoding="utf-8") == "my notes"
+    assert run(["export", str(path), "-o", str(notes), "--force"]) == 0
+    assert "Words." in notes.read_text(encoding="utf-8")
+
+
+def test_drafts_prints_control_characters_in_titles_escaped(capsys) -> None:
+    make("\x1b]0;pwned\x07\x1b[2JTitle", "words")
+    assert run(["drafts"]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x07" not in out
+    assert "\\x1b]0;pwned\\x07\\x1b[2JTitle" in out

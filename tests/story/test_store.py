@@ -353,3 +353,14 @@ def test_create_draft_file_without_hard_links(tmp_path: Path, monkeypatch: pytes
     assert first != second
     assert (load_draft(first).text, load_draft(second).text) == ("A.", "B.")
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def test_a_read_only_draft_is_not_replaced_without_a_word(tmp_path: Path) -> None:
+    path = tmp_path / "kept.json"
+    save_draft(Draft("Kept", text="as it was"), path)
+    draft = load_draft(path)
+    os.chmod(path, 0o444)
+    draft.set_text("changed")
+    with pytest.raises(DraftFileError, match="read-only; save under another name"):
+        save_draft(draft, path)
+    assert load_draft(path).text == "as it was"

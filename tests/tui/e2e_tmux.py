@@ -31,19 +31,19 @@ def tmux(*args: str, check: bool = True) -> str:
     return result.stdout
 
 
-def screen() -> str:
-    return tmux("capture-pane", "-t", SESSION, "-p")
+def screen(session: str = SESSION) -> str:
+    return tmux("capture-pane", "-t", session, "-p")
 
 
-def session_alive() -> bool:
-    return subprocess.run(["tmux", "has-session", "-t", SESSION], capture_output=True).returncode == 0
+def session_alive(session: str = SESSION) -> bool:
+    return subprocess.run(["tmux", "has-session", "-t", session], capture_output=True).returncode == 0
 
 
-def wait_for(description: str, predicate, timeout: float = 30.0) -> str:
+def wait_for(description: str, predicate, timeout: float = 30.0, session: str = SESSION) -> str:
     deadline = time.monotonic() + timeout
     text = ""
     while time.monotonic() < deadline:
-        text = screen() if session_alive() else ""
+        text = screen(session) if session_alive(session) else ""
         if predicate(text):
             print(f"  ok   {description}")
             return text
@@ -52,8 +52,45 @@ def wait_for(description: str, predicate, timeout: float = 30.0) -> str:
     raise SystemExit(1)
 
 
-def send(*keys: str) -> None:
-    tmux("send-keys", "-t", SESSION, *keys)
+def send(*keys: str, session: str = SESSION) -> None:
+    tmux("send-keys", "-t", session, *keys)
+
+
+def wait_gone(session: str, timeout: float = 15.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while session_alive(session) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    return not session_alive(session)
+
+
+def two_new_draft_windows(command: str, drafts: Path) -> int:
+    """Issue 12: two windows started at once on new drafts both propose untitled.json; each keeps its own file."""
+    windows = [f"{SESSION}-a", f"{SESSION}-b"]
+    before = set(drafts.glob("*.json"))
+    try:
+        for window in windows:
+            tmux("new-session", "-d", "-s", window, "-x", str(WIDTH), "-y", str(HEIGHT), command)
+        for window in windows:
+            wait_for(f"{window}: first frame", lambda s: "Generate" in s, timeout=30, session=window)
+        for window in windows:
+            send("-l", f"Story of window {window[-1]}", session=window)
+            send("C-s", session=window)
+            wait_for(f"{window}: ctrl+s saves", lambda s: "Saved" in s, session=window)
+        for window in windows:
+            send("C-q", session=window)
+            if not wait_gone(window):
+                print(f"  FAIL {window}: ctrl+q did not quit")
+                return 1
+    finally:
+        for window in windows:
+            if session_alive(window):
+                tmux("kill-session", "-t", window, check=False)
+    texts = sorted(json.loads(p.read_text(encoding="utf-8"))["text"] for p in set(drafts.glob("*.json")) - before)
+    if texts != ["Story of window a", "Story of window b"]:
+        print(f"  FAIL two new-draft windows should leave two drafts, got {texts}")
+        return 1
+    print("  ok   two new-draft windows: each story in its own file")
+    return 0
 
 
 def main() -> int:
@@ -112,7 +149,7 @@ def main() -> int:
         while session_alive() and time.monotonic() < deadline:
             time.sleep(0.1)
         if session_alive():
-            print("  FAIL ctrl+q did not quit")
+            print(f"  FAIL ctrl+q did not quit\n----- screen -----\n{screen()}\n------------------")
             return 1
         print("  ok   ctrl+q quits")
         drafts = list((Path(env["XDG_DATA_HOME"]) / "storyterm" / "drafts").glob("*.json"))
@@ -121,6 +158,8 @@ def main() -> int:
             print(f"  FAIL saved draft should hold the prompt and the accepted passage, got {story!r}")
             return 1
         print(f"  ok   draft on disk holds the accepted passage ({len(story)} characters)")
+        if two_new_draft_windows(command, Path(env["XDG_DATA_HOME"]) / "storyterm" / "drafts"):
+            return 1
         print("e2e: PASS")
         return 0
     finally:

@@ -96,3 +96,40 @@ async def test_panel_changes_are_remembered_in_the_config(make_app, tmp_path: Pa
         assert app.draft.settings.temperature == 0.5
     config, _ = load_config(config_path)
     assert config.settings.temperature == 0.5 and config.preset is None
+
+
+def test_bad_key_bindings_get_a_warning_and_the_default(tmp_path: Path) -> None:
+    path = tmp_path / "config.toml"
+    path.write_text(
+        '[keys]\ngenerate = "ctrl+nonsense"\nquit = "ctrl+g"\nextend = "a"\nhelp = "shift+x"\nsave = "ctrl+t"\n'
+        'redo = "f9,alt+y"\n[colours]\nx = 1\n[general]\nthem = "nord"\n[settings]\ntemprature = 2.0\n',
+        encoding="utf-8",
+    )
+    config, warnings = load_config(path)
+    assert config.keys["generate"] == DEFAULT_KEYS["generate"]
+    assert config.keys["quit"] == DEFAULT_KEYS["quit"]
+    assert config.keys["extend"] == DEFAULT_KEYS["extend"] and config.keys["help"] == DEFAULT_KEYS["help"]
+    assert config.keys["save"] == "ctrl+t" and config.keys["redo"] == "f9,alt+y"  # good ones are kept
+    text = "\n".join(warnings)
+    for fragment in ("'ctrl+nonsense' is not a key name", "already generate's key", "'a' types a character",
+                     "'shift+x' types a character", "'colours'", "'them'", "'temprature'"):
+        assert fragment in text, (fragment, text)
+    assert all("\n" not in warning for warning in warnings) and len(warnings) == 7
+
+
+def test_config_is_written_through_a_unique_temp_file(tmp_path: Path, monkeypatch) -> None:
+    import os
+
+    names: list[str] = []
+    real_replace = os.replace
+
+    def spy(source, target) -> None:
+        names.append(os.path.basename(source))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", spy)
+    path = tmp_path / "config.toml"
+    save_config(Config(), path)
+    save_config(Config(genre="horror"), path)
+    assert len(set(names)) == 2 and all(n != "config.toml.tmp" for n in names)
+    assert load_config(path)[0].genre == "horror"

@@ -47,6 +47,7 @@ def test_generating(snap_compare, make_app, scripted_engine) -> None:
             widget.cursor_blink = False
         for widget in pilot.app.query(Input):
             widget.cursor_blink = False
+        pilot.app.save_now()  # the autosave may or may not have come yet: make the "●" the same every run
         pilot.app.clear_notifications()
         pilot.app.update_context_usage()
         await pilot.pause()

@@ -7,13 +7,24 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from storyterm.engine.errors import StorytermError
 
 from .export import EXPORT_FORMATS, export_draft, format_for, import_text, render
-from .store import DRAFT_SUFFIX, DraftInfo, create_draft_file, default_drafts_dir, list_drafts, load_draft
+from .store import (
+    DRAFT_SUFFIX,
+    DraftFileError,
+    DraftInfo,
+    create_draft_file,
+    default_drafts_dir,
+    list_drafts,
+    load_draft,
+    parse_draft,
+    read_limited,
+)
 
 
 class StoryCommandError(StorytermError):
@@ -40,6 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("--format", choices=EXPORT_FORMATS, default=None,
                         help="md or txt (default: from the -o suffix, else md)")
     export.add_argument("-o", "--output", type=Path, default=None, help="write here instead of standard output")
+    export.add_argument("--force", action="store_true",
+                        help="replace an existing -o file (a draft file is never replaced)")
     export.add_argument("--folder", type=Path, default=None, help="drafts folder to look DRAFT up in")
     export.set_defaults(func=run_export)
 
@@ -68,10 +81,11 @@ def format_table(infos: list[DraftInfo]) -> str:
     rows = [("MODIFIED", "WORDS", "GENRE", "TITLE", "FILE")]
     for info in infos:
         modified = info.modified.astimezone().strftime("%Y-%m-%d %H:%M")
+        name = printable(info.path.name)
         if info.error:
-            rows.append((modified, "-", "-", _clip(f"(unreadable: {info.error})", 40), info.path.name))
+            rows.append((modified, "-", "-", _clip(f"(unreadable: {info.error})", 40), name))
         else:
-            rows.append((modified, str(info.words), info.genre or "-", _clip(info.title, 40), info.path.name))
+            rows.append((modified, str(info.words), printable(info.genre or "-"), _clip(info.title, 40), name))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]) - 1)]
     lines = []
     for row in rows:
@@ -80,8 +94,16 @@ def format_table(infos: list[DraftInfo]) -> str:
     return "\n".join(lines)
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: control characters (escape sequences that set the window title or clear
+    the screen) are shown as ``\\x1b``-style escapes instead of being sent."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else repr(ch)[1:-1] for ch in text)
+
+
 def _clip(text: str, width: int) -> str:
-    text = " ".join(text.split())
+    text = printable(" ".join(text.split()))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -117,9 +139,36 @@ def run_export(args: argparse.Namespace) -> int:
         sys.stdout.write(render(draft, args.format or "md"))
         return 0
     fmt = format_for(args.output, args.format)
+    check_export_target(args.output, path, force=args.force)
     export_draft(draft, args.output, fmt)
     print(f"Exported {draft.title!r} as {fmt} to {args.output}", file=sys.stderr)
     return 0
+
+
+def check_export_target(output: Path, draft_path: Path, *, force: bool) -> None:
+    """An export never replaces a draft (its passages and history would be gone, with no backup), and replaces
+    any other existing file only with ``--force``."""
+    if not os.path.lexists(output):
+        return
+    if _same_file(output, draft_path):
+        raise StoryCommandError(f"{output}: is the draft being exported; choose another -o file")
+    if os.path.isdir(output):
+        raise StoryCommandError(f"{output}: is a folder; give a file name")
+    try:
+        parse_draft(read_limited(output), output)
+    except DraftFileError:
+        pass  # not a draft: replaceable with --force
+    else:
+        raise StoryCommandError(f"{output}: is a storyterm draft; exports never replace drafts")
+    if not force:
+        raise StoryCommandError(f"{output}: exists; pass --force to replace it")
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return os.path.samefile(a, b)
+    except OSError:
+        return False
 
 
 def run_import(args: argparse.Namespace) -> int:

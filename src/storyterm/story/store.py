@@ -124,6 +124,8 @@ def _check_overwrite(path: Path, *, replace_changed: bool) -> None:
     current = _stamp(path)
     if current is None:
         return
+    if _read_only(path):
+        raise DraftFileError(path, "not saved: the file is read-only; save under another name or make it writable")
     with _refused_lock:
         known = _stamps.get(_key(path))
     if known is None:  # first save over a file this process never read: make sure it is a draft
@@ -138,6 +140,15 @@ def _check_overwrite(path: Path, *, replace_changed: bool) -> None:
         raise DraftFileError(
             path, "not saved: another program changed the file since storyterm read it; save under another name"
         )
+
+
+def _read_only(path: Path) -> bool:
+    """No write permission bit at all (0444): the owner marked it read-only. Checked by mode, not access(),
+    because replacing a file needs only the folder's permission, and root may write anything."""
+    try:
+        return os.stat(path).st_mode & 0o222 == 0
+    except OSError:
+        return False
 
 
 def _os_cause(error: OSError) -> str:

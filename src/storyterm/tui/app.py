@@ -655,7 +655,7 @@ class StorytermApp(App[int]):
     def _remember_config(self) -> None:
         try:
             save_config(self.config, self.config_path)
-        except OSError as error:
+        except (OSError, StorytermError) as error:
             self.notify(f"config not saved: {_first_line(error)}", severity="warning")
 
     def watch_theme(self, theme: str) -> None:
@@ -1054,7 +1054,11 @@ def exit_code(app: App, returned: object) -> int:
 
 
 def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) -> int:
-    """Entry point for the CLI: runs the app in the terminal, returns the exit code."""
+    """Entry point for the CLI: runs the app in the terminal, returns the exit code. Without a terminal (a pipe,
+    a cron job) it refuses in one line instead of writing escape codes nobody reads."""
+    if not all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout)):
+        raise StorytermError("the editor needs a terminal (standard input and output are not one); "
+                             "use `storyterm generate` in pipes and scripts")
     app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug)
     app.hard_exit_s = 3.0
     returned = app.run()
