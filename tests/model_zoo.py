@@ -7,13 +7,22 @@
 - ``gemma_chat``: a Gemma with ``<start_of_turn>``/``<end_of_turn>`` and a Gemma-style chat template (no system role).
 - ``qwen_chat``: a Qwen2 with a ChatML template whose generation_config ends turns with two EOS ids.
 - ``bert_masked`` / ``t5``: models storyterm must refuse.
+
+The compatibility matrix (``tests/compat/``) runs every family of ``FAMILIES`` through the writer's loop; the
+session fixture ``model_zoo(name)`` (``tests/conftest.py``) builds each once. More families built here: SentencePiece-
+style (Metaspace) Llama and Mistral with and without a small sliding window, Qwen2 with ``use_sliding_window``,
+GPT-NeoX, OPT, Phi-3, Gemma-2 (interleaved sliding and global layers) and Bloom. Add a family with a builder and a
+``Family`` entry.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from storyterm.engine.prompt import CLASSIC_GENRES
 
@@ -196,3 +205,200 @@ def storyterm_trained(path: Path, genres: Sequence[str] = CLASSIC_GENRES) -> Pat
     build_tiny_checkpoint(path, genres)
     (path / "training_info.json").write_text(json.dumps({"name": path.name, "genres": list(genres)}))
     return path
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# The compatibility matrix's families
+
+VOCAB_SIZE = 320
+CONTEXT_WINDOW = 128  # the families below: a story of a few hundred words is longer than the window
+SLIDING_WINDOW = 16  # far inside the context window, so passages cross the window edge
+_TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
+         "max_position_embeddings": CONTEXT_WINDOW}
+
+
+@dataclass(frozen=True)
+class Family:
+    name: str
+    build: Callable[[Path], Any]  # writes the checkpoint into an empty directory
+    causal: bool = True  # False: not a decoder-only causal LM; storyterm must refuse it
+    tokenizer: str = "byte-level BPE"  # or "Metaspace" (SentencePiece-style), "WordPiece", "Unigram"
+    sliding_window: int | None = None  # on at least one layer
+    chat_template: bool = False
+    genre_tokens: bool = False  # the storyterm / original-project <BOS> <genre> layout
+    note: str = ""
+
+
+def build(name: str, parent: Path) -> Path:
+    """Build family ``name`` into ``parent / name`` (reused if it is already there) and return that path."""
+    path = parent / name
+    if not (path / "config.json").is_file():
+        shutil.rmtree(path, ignore_errors=True)
+        path.mkdir(parents=True)
+        FAMILIES[name].build(path)
+    return path
+
+
+def _sliding_qwen2(path: Path) -> Path:
+    extra = ["<|im_start|>", "<|im_end|>"]
+    tokenizer = _fast_tokenizer(["<|endoftext|>", *extra], eos_token="<|im_end|>", pad_token="<|endoftext|>",
+                                extra_special_tokens=extra, chat_template=CHATML_TEMPLATE, model_max_length=256)
+    return _llama_like(path, tokenizer, "qwen2", use_sliding_window=True, sliding_window=SLIDING_WINDOW,
+                       max_window_layers=1)
+
+
+def metaspace_bpe(special: Sequence[str], *, prepend: str = "first") -> Any:
+    """A SentencePiece-style BPE (Llama-2, Mistral, Phi-3, Gemma): words start with ``▁``, byte fallback."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>", byte_fallback=True))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme=prepend)
+    backend.decoder = decoders.Sequence([decoders.Metaspace(replacement="▁", prepend_scheme=prepend),
+                                         decoders.ByteFallback(), decoders.Fuse()])
+    byte_tokens = [f"<0x{value:02X}>" for value in range(256)]
+    backend.train_from_iterator(CORPUS, trainers.BpeTrainer(
+        vocab_size=VOCAB_SIZE + 256, special_tokens=["<unk>", *special, *byte_tokens], show_progress=False))
+    return backend
+
+
+def save_tokenizer(backend: Any, path: Path, *, tokenizer_class: str | None = None, chat_template: str | None = None,
+                   **special: Any) -> Any:
+    """Save ``backend`` as a fast tokenizer; ``tokenizer_class`` is what tokenizer_config.json names (as a real
+    checkpoint of the family does)."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, model_max_length=CONTEXT_WINDOW, **special)
+    if chat_template:
+        tokenizer.chat_template = chat_template
+    tokenizer.save_pretrained(path)
+    if tokenizer_class:
+        config_file = path / "tokenizer_config.json"
+        config = json.loads(config_file.read_text(encoding="utf-8"))
+        config["tokenizer_class"] = tokenizer_class
+        config_file.write_text(json.dumps(config, indent=2), encoding="utf-8")
+    return tokenizer
+
+
+def _save_random(model_class: Any, config: Any, path: Path, seed: int = 0) -> None:
+    import torch
+
+    torch.manual_seed(seed)
+    model_class(config).save_pretrained(path)
+
+
+def _ids(tokenizer: Any, **tokens: str) -> dict[str, int]:
+    return {f"{key}_token_id": tokenizer.convert_tokens_to_ids(token) for key, token in tokens.items()}
+
+
+# ---------------------------------------------------------------------------------------------------------------------
+# Builders
+
+
+def _sentencepiece_llama(path: Path, *, sliding_window: int | None, model: str) -> None:
+    from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
+
+    tokenizer = save_tokenizer(metaspace_bpe(["<s>", "</s>"]), path, tokenizer_class="LlamaTokenizer",
+                               bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+    ids = _ids(tokenizer, bos="<s>", eos="</s>")
+    if model == "mistral":
+        config = MistralConfig(vocab_size=len(tokenizer), num_key_value_heads=1, sliding_window=sliding_window,
+                               **ids, **_TINY)
+        _save_random(MistralForCausalLM, config, path)
+    else:
+        _save_random(LlamaForCausalLM, LlamaConfig(vocab_size=len(tokenizer), num_key_value_heads=1, **ids, **_TINY),
+                    path)
+
+
+def _gpt_neox(path: Path) -> None:
+    from transformers import GPTNeoXConfig, GPTNeoXForCausalLM
+
+    tokenizer = save_tokenizer(_bpe(["<|endoftext|>", "<|padding|>"]), path,
+                               tokenizer_class="GPTNeoXTokenizer", bos_token="<|endoftext|>",
+                               eos_token="<|endoftext|>", unk_token="<|endoftext|>")
+    config = GPTNeoXConfig(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                           num_attention_heads=2, max_position_embeddings=CONTEXT_WINDOW,
+                           **_ids(tokenizer, bos="<|endoftext|>", eos="<|endoftext|>"))
+    _save_random(GPTNeoXForCausalLM, config, path)
+
+
+def _opt(path: Path) -> None:
+    from transformers import OPTConfig, OPTForCausalLM
+
+    tokenizer = save_tokenizer(_bpe(["<s>", "<pad>", "</s>", "<unk>"]), path,
+                               tokenizer_class="GPT2Tokenizer", bos_token="</s>", eos_token="</s>",
+                               pad_token="<pad>", unk_token="</s>")
+    config = OPTConfig(vocab_size=len(tokenizer), hidden_size=32, ffn_dim=64, num_hidden_layers=2,
+                       num_attention_heads=2, word_embed_proj_dim=32, max_position_embeddings=CONTEXT_WINDOW,
+                       **_ids(tokenizer, bos="</s>", eos="</s>", pad="<pad>"))
+    _save_random(OPTForCausalLM, config, path)
+
+
+def _phi3(path: Path) -> None:
+    from transformers import Phi3Config, Phi3ForCausalLM
+
+    tokenizer = save_tokenizer(metaspace_bpe(["<s>", "</s>", "<|endoftext|>", "<|user|>", "<|assistant|>", "<|end|>"]),
+                               path, tokenizer_class="LlamaTokenizer", bos_token="<s>", eos_token="<|endoftext|>",
+                               unk_token="<unk>", pad_token="<|endoftext|>")
+    config = Phi3Config(vocab_size=len(tokenizer), num_key_value_heads=2, sliding_window=SLIDING_WINDOW,
+                        original_max_position_embeddings=CONTEXT_WINDOW,
+                        **_ids(tokenizer, bos="<s>", eos="<|endoftext|>", pad="<|endoftext|>"), **_TINY)
+    _save_random(Phi3ForCausalLM, config, path)
+
+
+def _gemma2(path: Path) -> None:
+    """Gemma-2: sliding-window and global layers interleaved."""
+    from transformers import Gemma2Config, Gemma2ForCausalLM
+
+    tokenizer = save_tokenizer(metaspace_bpe(["<pad>", "<eos>", "<bos>", "<start_of_turn>", "<end_of_turn>"],
+                                             prepend="never"),
+                               path, tokenizer_class="GemmaTokenizer", chat_template=GEMMA_TEMPLATE,
+                               bos_token="<bos>", eos_token="<eos>", pad_token="<pad>", unk_token="<unk>",
+                               extra_special_tokens=["<start_of_turn>", "<end_of_turn>"])
+    config = Gemma2Config(vocab_size=len(tokenizer), num_key_value_heads=1, head_dim=16,
+                          sliding_window=SLIDING_WINDOW, layer_types=["sliding_attention", "full_attention"],
+                          **_ids(tokenizer, bos="<bos>", eos="<eos>", pad="<pad>"), **_TINY)
+    _save_random(Gemma2ForCausalLM, config, path)
+
+
+def _bloom(path: Path) -> None:
+    from transformers import BloomConfig, BloomForCausalLM
+
+    tokenizer = save_tokenizer(_bpe(["<unk>", "<s>", "</s>", "<pad>"]), path,
+                               tokenizer_class="BloomTokenizer", bos_token="<s>", eos_token="</s>",
+                               pad_token="<pad>", unk_token="<unk>")
+    config = BloomConfig(vocab_size=len(tokenizer), hidden_size=32, n_layer=2, n_head=2,
+                         **_ids(tokenizer, bos="<s>", eos="</s>", pad="<pad>"))
+    _save_random(BloomForCausalLM, config, path)
+
+
+FAMILIES: dict[str, Family] = {family.name: family for family in [
+    Family("storyterm-trained", storyterm_trained, genre_tokens=True,
+           note="a checkpoint storyterm's training writes (training_info.json lists its genres)"),
+    Family("gpt2-genre", lambda p: original_gpt2(p, "fast"), genre_tokens=True,
+           note="the original project's gpt2-genre-story-generator layout, tokenizer.json"),
+    Family("gpt2-genre-vocab-merges", lambda p: original_gpt2(p, "slow"), genre_tokens=True,
+           note="the same with vocab.json + merges.txt + added_tokens.json (no tokenizer.json)"),
+    Family("llama-smollm2", smollm_llama,
+           note="Llama, byte-level BPE with SmolLM2-style code and chat tokens"),
+    Family("llama-sentencepiece", lambda p: _sentencepiece_llama(p, sliding_window=None, model="llama"),
+           tokenizer="Metaspace", note="Llama-2 / TinyLlama-style SentencePiece tokenizer"),
+    Family("mistral", lambda p: _sentencepiece_llama(p, sliding_window=None, model="mistral"), tokenizer="Metaspace",
+           note="Mistral without a sliding window (v0.2 and later)"),
+    Family("mistral-sliding", lambda p: _sentencepiece_llama(p, sliding_window=SLIDING_WINDOW, model="mistral"),
+           tokenizer="Metaspace", sliding_window=SLIDING_WINDOW, note="Mistral-7B-v0.1-style sliding window"),
+    Family("qwen2-chat", qwen_chat, chat_template=True, note="Qwen2 instruct: ChatML template, two EOS ids"),
+    Family("qwen2-sliding", _sliding_qwen2, chat_template=True,
+           sliding_window=SLIDING_WINDOW, note="Qwen2 with use_sliding_window (full first layer)"),
+    Family("gpt-neox", _gpt_neox, note="Pythia / GPT-NeoX"),
+    Family("opt", _opt, note="OPT: </s> doubles as BOS"),
+    Family("phi3", _phi3, tokenizer="Metaspace", sliding_window=SLIDING_WINDOW,
+           note="Phi-3-mini-4k-style: SentencePiece tokenizer, sliding window on every layer"),
+    Family("gemma2", _gemma2, tokenizer="Metaspace", sliding_window=SLIDING_WINDOW, chat_template=True,
+           note="Gemma-2: interleaved sliding and global layers, <start_of_turn> tokens"),
+    Family("gemma-chat", gemma_chat, chat_template=True, note="Gemma instruct: <start_of_turn> template, two EOS ids"),
+    Family("bloom", _bloom, note="Bloom: ALiBi positions (no position limit in the config)"),
+    Family("bert", bert_masked, causal=False, tokenizer="WordPiece", note="masked LM: must be refused"),
+    Family("t5", t5, causal=False, tokenizer="Unigram", note="encoder-decoder: must be refused"),
+]}
+CAUSAL_FAMILIES = [name for name, family in FAMILIES.items() if family.causal]
+REFUSED_FAMILIES = [name for name, family in FAMILIES.items() if not family.causal]

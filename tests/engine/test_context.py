@@ -162,19 +162,25 @@ def test_prompt_cache_reuses_only_the_common_prefix_and_leaves_one_token_to_read
         def get_seq_length(self) -> int:
             return self.length
 
-        def crop(self, tokens: int) -> None:
-            assert tokens < 0
-            self.length += tokens
+    def cut_back(cache: FakeCache, length: int) -> FakeCache:
+        cuts.append(length)
+        cache.length = length
+        return cache
 
+    cuts: list[int] = []
     cache = PromptCache()
     cache.keep(FakeCache(5), [1, 2, 3, 4, 5, 6])
-    reused, held = cache.take([1, 2, 3, 9, 9], lambda: FakeCache(0))
-    assert held == 3 and reused.length == 3
+    reused, held = cache.take([1, 2, 3, 9, 9], lambda: FakeCache(0), cut_back)
+    assert held == 3 and reused.length == 3 and cuts == [3]
     cache.keep(FakeCache(4), [1, 2, 3, 4, 5])
-    reused, held = cache.take([1, 2, 3, 4], lambda: FakeCache(0))
+    reused, held = cache.take([1, 2, 3, 4], lambda: FakeCache(0), cut_back)
     assert held == 3 and reused.length == 3  # the whole prompt cached: the last token is read again
-    reused, held = cache.take([7], lambda: FakeCache(0))
+    reused, held = cache.take([7], lambda: FakeCache(0), cut_back)
     assert held == 0 and reused.length == 0
+    # A cache that cannot be cut back exactly (a sliding window that dropped the tokens) is replaced by a new one.
+    cache.keep(FakeCache(5), [1, 2, 3, 4, 5, 6])
+    reused, held = cache.take([1, 2, 3, 9], lambda: FakeCache(0), lambda c, n: None)
+    assert held == 0 and reused.length == 0 and cache.cached_tokens == 0
 
 
 def test_forget_context_reads_the_next_passage_afresh(loaded: LoadedModel) -> None:

@@ -100,8 +100,9 @@ class SmartWindow:
 class PromptCache:
     """The KV cache of the last passage and the token ids it holds, reused when the next prompt starts the same way.
 
-    Only for one-row generations (alternatives expand the batch). ``make_cache()`` builds an empty cache of the
-    kind the engine wants for a prompt that shares nothing with the previous one."""
+    Only for one-row generations (alternatives expand the batch). Whether and how a cache can be cut back to the
+    shared prefix depends on its attention type: ``kv_cache.reuse`` decides, and a cache that cannot be cut exactly
+    is dropped (the prompt is then read afresh)."""
 
     def __init__(self) -> None:
         self._cache: Any = None
@@ -115,18 +116,21 @@ class PromptCache:
         self._cache = None
         self._ids = []
 
-    def take(self, input_ids: Sequence[int], make_cache: Callable[[], Any]) -> tuple[Any, int]:
-        """A cache to pass to ``generate`` for ``input_ids`` and how many of their tokens it already holds."""
+    def take(self, input_ids: Sequence[int], make_cache: Callable[[], Any],
+             cut_back: Callable[[Any, int], Any | None]) -> tuple[Any, int]:
+        """A cache to pass to ``generate`` for ``input_ids`` and how many of their tokens it already holds.
+
+        ``make_cache()`` builds an empty cache; ``cut_back(cache, n)`` returns a cache holding exactly the first
+        ``n`` tokens of ``cache`` (the same object or a copy), or None when that cannot be done exactly."""
         cache, held = self._cache, self._ids
         self.clear()
         reusable = min(_common_prefix(held, input_ids), len(input_ids) - 1)  # generate needs one token to read
-        if cache is None or reusable <= 0:
-            return make_cache(), 0
-        # The kept cache is reused whatever its kind: re-reading the window costs far more than a slower kind.
-        surplus = int(cache.get_seq_length()) - reusable
-        if surplus > 0:
-            cache.crop(-surplus)
-        return cache, reusable
+        if cache is not None and reusable > 0:
+            # The kept cache is reused whatever its kind: re-reading the window costs far more than a slower kind.
+            reused = cut_back(cache, reusable)
+            if reused is not None:
+                return reused, reusable
+        return make_cache(), 0
 
     def keep(self, cache: Any, sequence: Sequence[int]) -> None:
         """After a generation: ``sequence`` is the prompt and the new tokens; the cache holds all but the last."""

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
+from . import kv_cache
 from .context import WORD_END, PromptCache, SmartWindow
 from .errors import EngineBusyError, SettingsError, StorytermError, UnknownGenreError
 from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
@@ -36,7 +37,7 @@ _DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": F
 _TAIL_CHARS_PER_TOKEN = 8
 # From this prompt length on, a CPU generation preallocates its KV cache ("static"): the default dynamic cache copies
 # itself at every step, which made a full 1024-token window ~40 % slower per token (benchmarks/bench_speed.py);
-# for short prompts the dynamic cache is faster.
+# for short prompts the dynamic cache is faster. Only for models whose layers all use full attention (kv_cache.py).
 STATIC_CACHE_MIN_PROMPT_TOKENS = 512
 
 
@@ -259,6 +260,7 @@ class StoryEngine:
         pad_id = vocab.get(PAD_TOKEN, tokenizer.pad_token_id)
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
+        self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
 
     def forget_context(self) -> None:
         """Drop the remembered window start and the previous passage's KV cache (the next passage reads afresh)."""
@@ -452,15 +454,21 @@ class StoryEngine:
         return stream.result()
 
     def _wants_static_cache(self, prompt_tokens: int) -> bool:
-        return self.loaded.device.type == "cpu" and prompt_tokens >= STATIC_CACHE_MIN_PROMPT_TOKENS
+        return (self.loaded.device.type == "cpu" and self._static_cache_ok
+                and prompt_tokens >= STATIC_CACHE_MIN_PROMPT_TOKENS)
 
-    def _new_cache(self, prompt_tokens: int) -> Any:
-        from transformers import DynamicCache, StaticCache
+    def _static_capacity(self, prompt_tokens: int, max_new_tokens: int) -> int:
+        return kv_cache.static_capacity(prompt_tokens, max_new_tokens, self.loaded.context_window)
 
-        config = self.loaded.model.config
-        if self._wants_static_cache(prompt_tokens):
-            return StaticCache(config=config, max_cache_len=self.loaded.context_window)
-        return DynamicCache(config=config)
+    def _new_cache(self, prompt_tokens: int, max_new_tokens: int) -> Any:
+        static = self._wants_static_cache(prompt_tokens)
+        capacity = self._static_capacity(prompt_tokens, max_new_tokens) if static else None
+        return kv_cache.new_cache(self.loaded.model.config, static_capacity=capacity)
+
+    def _cut_back(self, cache: Any, length: int, prompt_tokens: int, max_new_tokens: int) -> Any | None:
+        return kv_cache.reuse(cache, length, total_tokens=prompt_tokens + max_new_tokens,
+                              grow_to=self._static_capacity(prompt_tokens, max_new_tokens),
+                              model_config=self.loaded.model.config)
 
     def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, config: GenerationConfig, seed: int | None,
                             reuse_cache: bool = False):
@@ -475,8 +483,11 @@ class StoryEngine:
                 torch.manual_seed(seed)
             if reuse_cache:
                 assert self._prompt_cache is not None
+                prompt_tokens, max_new_tokens = len(prepared.input_ids), config.max_new_tokens
                 cache, cached_tokens = self._prompt_cache.take(
-                    prepared.input_ids, lambda: self._new_cache(len(prepared.input_ids))
+                    prepared.input_ids,
+                    lambda: self._new_cache(prompt_tokens, max_new_tokens),
+                    lambda old, length: self._cut_back(old, length, prompt_tokens, max_new_tokens),
                 )
                 cache_kwargs["cache"] = cache
             input_ids = torch.tensor([prepared.input_ids], dtype=torch.long, device=self.loaded.device)
