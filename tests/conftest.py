@@ -77,6 +77,16 @@ def make_tiny_checkpoint(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+@pytest.fixture(scope="session")
+def model_zoo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``model_zoo("mistral-sliding")``: the path of that tiny family checkpoint (tests/model_zoo.py), built once per
+    session. Read-only: do not modify it in tests."""
+    from tests.model_zoo import build
+
+    folder = tmp_path_factory.mktemp("zoo")
+    return lambda family: build(family, folder)
+
+
 @pytest.fixture(autouse=True)
 def _offline_and_isolated(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test runs offline, with config, data and HF cache directories in a temp folder."""

@@ -211,7 +211,7 @@ def storyterm_trained(path: Path, genres: Sequence[str] = CLASSIC_GENRES) -> Pat
 # The compatibility matrix's families
 
 VOCAB_SIZE = 320
-CONTEXT_WINDOW = 128  # the families below: a story of a few hundred words is longer than the window
+CONTEXT_WINDOW = 256  # as the families above: a story of a few hundred words is longer than the window
 SLIDING_WINDOW = 16  # far inside the context window, so passages cross the window edge
 _TINY = {"hidden_size": 32, "intermediate_size": 64, "num_hidden_layers": 2, "num_attention_heads": 2,
          "max_position_embeddings": CONTEXT_WINDOW}

@@ -4,6 +4,7 @@ are sized to the passage, not to the model's maximum context."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,18 +14,20 @@ from storyterm.engine import generation, kv_cache
 from storyterm.engine.generation import GenerationRequest, StoryEngine
 from storyterm.engine.loading import LoadedModel, ModelSpec, load_model
 from storyterm.engine.settings import SamplerSettings
-from tests.model_zoo import SLIDING_WINDOW, build
+from tests.model_zoo import SLIDING_WINDOW
 
 WINDOW_FAMILIES = ["mistral-sliding", "phi3", "gemma2", "qwen2-sliding"]
 
 
-@pytest.fixture(scope="module")
-def zoo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("zoo")
+_LOADED: dict[Path, LoadedModel] = {}
 
 
-def load(zoo: Path, family: str) -> LoadedModel:
-    return load_model(ModelSpec(str(build(family, zoo)), device="cpu", dtype="fp32"))
+def load(model_zoo: Callable[[str], Path], family: str) -> LoadedModel:
+    """fp32 on the CPU, loaded once per checkpoint (tests only read the model)."""
+    path = model_zoo(family)
+    if path not in _LOADED:
+        _LOADED[path] = load_model(ModelSpec(str(path), device="cpu", dtype="fp32"))
+    return _LOADED[path]
 
 
 def logits(model, ids: list[int], cache=None) -> torch.Tensor:
@@ -40,8 +43,8 @@ def ids_of(length: int, vocab: int, seed: int = 0) -> list[int]:
 @pytest.mark.parametrize("family", [*WINDOW_FAMILIES, "llama-sentencepiece"])
 @pytest.mark.parametrize(("held", "shared"), [(60, 40), (60, 55), (12, 8), (60, 60)],
                          ids=["cut-across-window", "cut-inside-window", "below-window", "no-cut"])
-def test_a_cut_back_cache_gives_the_logits_of_a_fresh_read(zoo: Path, family: str, held: int, shared: int) -> None:
-    loaded = load(zoo, family)
+def test_a_cut_back_cache_gives_the_logits_of_a_fresh_read(model_zoo, family: str, held: int, shared: int) -> None:
+    loaded = load(model_zoo, family)
     model, config = loaded.model, loaded.model.config
     ids = ids_of(90, config.vocab_size)
     cache = kv_cache.new_cache(config)
@@ -54,10 +57,10 @@ def test_a_cut_back_cache_gives_the_logits_of_a_fresh_read(zoo: Path, family: st
 
 
 @pytest.mark.parametrize("family", WINDOW_FAMILIES)
-def test_a_window_that_dropped_the_tokens_is_not_reused(zoo: Path, family: str) -> None:
+def test_a_window_that_dropped_the_tokens_is_not_reused(model_zoo, family: str) -> None:
     from transformers import DynamicCache
 
-    loaded = load(zoo, family)
+    loaded = load(model_zoo, family)
     config = loaded.model.config
     plain = DynamicCache(config=config)  # transformers' default: sliding layers keep only the window
     logits(loaded.model, ids_of(60, config.vocab_size), plain)
@@ -65,8 +68,8 @@ def test_a_window_that_dropped_the_tokens_is_not_reused(zoo: Path, family: str) 
     assert kv_cache.reuse(plain, 60, total_tokens=90, grow_to=90, model_config=config) is plain  # extended only
 
 
-def test_a_recording_window_is_cut_back_only_as_far_as_it_still_holds(zoo: Path) -> None:
-    loaded = load(zoo, "mistral-sliding")
+def test_a_recording_window_is_cut_back_only_as_far_as_it_still_holds(model_zoo) -> None:
+    loaded = load(model_zoo, "mistral-sliding")
     model, config = loaded.model, loaded.model.config
     ids = ids_of(90, config.vocab_size)
     cache = kv_cache.new_cache(config)
@@ -83,8 +86,8 @@ def test_a_recording_window_is_cut_back_only_as_far_as_it_still_holds(zoo: Path)
     torch.testing.assert_close(logits(model, ids[52:], again), logits(model, ids)[52:], atol=1e-5, rtol=1e-4)
 
 
-def test_a_static_cache_too_small_for_the_next_passage_is_copied_into_a_larger_one(zoo: Path) -> None:
-    loaded = load(zoo, "llama-sentencepiece")
+def test_a_static_cache_too_small_for_the_next_passage_is_copied_into_a_larger_one(model_zoo) -> None:
+    loaded = load(model_zoo, "llama-sentencepiece")
     model, config = loaded.model, loaded.model.config
     ids = ids_of(90, config.vocab_size)
     cache = kv_cache.new_cache(config, static_capacity=60)
@@ -95,9 +98,9 @@ def test_a_static_cache_too_small_for_the_next_passage_is_copied_into_a_larger_o
 
 
 @pytest.mark.parametrize("family", WINDOW_FAMILIES)
-def test_sliding_window_models_never_get_a_static_cache(zoo: Path, family: str, monkeypatch) -> None:
+def test_sliding_window_models_never_get_a_static_cache(model_zoo, family: str, monkeypatch) -> None:
     monkeypatch.setattr(generation, "STATIC_CACHE_MIN_PROMPT_TOKENS", 1)
-    engine = StoryEngine(load(zoo, family))
+    engine = StoryEngine(load(model_zoo, family))
     assert not engine._wants_static_cache(500)
     assert kv_cache.capacity(engine._new_cache(100, 20)) is None
     with pytest.raises(ValueError, match="full attention"):
@@ -120,8 +123,8 @@ def passages(engine: StoryEngine, count: int, *, fresh: bool) -> list:
     story, results = STORY, []
     genre = engine.loaded.genres[0] if engine.loaded.genres else None
     for _ in range(count):
-        if fresh:
-            engine.forget_context()
+        if fresh:  # the same windows, each read from scratch
+            engine._prompt_cache.clear()
         result = engine.generate(GenerationRequest(genre, story, settings=GREEDY))
         results.append(result)
         story += result.text
@@ -129,8 +132,8 @@ def passages(engine: StoryEngine, count: int, *, fresh: bool) -> list:
 
 
 @pytest.mark.parametrize("family", WINDOW_FAMILIES)
-def test_passages_with_a_reused_sliding_window_cache_equal_fresh_reads(zoo: Path, family: str) -> None:
-    loaded = load(zoo, family)
+def test_passages_with_a_reused_sliding_window_cache_equal_fresh_reads(model_zoo, family: str) -> None:
+    loaded = load(model_zoo, family)
     reused = passages(StoryEngine(loaded), 5, fresh=False)
     fresh = passages(StoryEngine(loaded), 5, fresh=True)
     assert [r.text for r in reused] == [r.text for r in fresh]
