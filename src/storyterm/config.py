@@ -50,6 +50,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "new": "ctrl+n",
     "quit": "ctrl+q",
     "help": "f1",
+    "focus_mode": "f3",
     "switch_model": "f2",
 }
 

@@ -300,3 +300,33 @@ def test_whatever_enters_the_tree_can_be_saved_and_loaded() -> None:
         draft.settings = {"temperature": 1}
     assert [p.text for p in draft.passages] == ["x"]
     assert Draft.from_dict(draft.to_dict()).to_dict() == draft.to_dict()
+
+
+def test_browsing_alternatives_is_one_undo_step_that_never_buries_an_edit() -> None:
+    draft = Draft()
+    draft.set_text("Once")
+    draft.break_undo_group()
+    generate(draft, " upon")
+    generate(draft, " more")
+    generate(draft, " again")
+    steps_before = len(draft._undo)
+    for index in (0, 1, 0, 2, 1):
+        draft.select_alternative(index)
+    assert len(draft._undo) == steps_before + 1
+    assert draft.pending.text == " more"
+    assert draft.undo() and draft.pending.text == " again"  # back to before the browsing, in one step
+    assert draft.undo_label == "generate"
+    assert draft.redo() and draft.pending.text == " more"
+
+
+def test_a_switch_after_other_steps_starts_a_new_browsing_step() -> None:
+    draft = Draft()
+    draft.set_text("Once")
+    generate(draft, " upon")
+    generate(draft, " more")
+    draft.select_alternative(0)
+    draft.accept()
+    draft.select_alternative(1)  # at the accepted spot: replaces the accepted text
+    assert draft.text == "Once more"
+    assert draft.undo() and draft.text == "Once upon"
+    assert draft.undo_label == "accept"

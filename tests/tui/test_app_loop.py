@@ -19,6 +19,7 @@ APP_SIZE = (120, 32)
 
 
 async def settle(app: StorytermApp, pilot: Pilot) -> None:
+    await pilot.pause()  # the model load starts after the first refresh: let it start before waiting for it
     await app.workers.wait_for_complete()
     await pilot.pause()
 

@@ -83,17 +83,18 @@ async def test_panel_shows_the_first_bad_value_and_keeps_the_last_good_settings(
         panel.context_window = 128
         panel.query_one("#top_p").value = "1.5"
         await pilot.pause()
-        error = str(panel.query_one("#settings-error").render())
-        assert "top_p" in error
+        error = str(panel.query_one("#top_p-error").render())  # in words, right under the field
+        assert error == "Top-p must be between 0 and 1" == panel.error
         assert panel.query_one("#top_p").has_class("-invalid")
         assert panel.settings == SamplerSettings() and app.changes == []
         panel.query_one("#top_p").value = "0.5"
         panel.query_one("#max_new_tokens").value = "500"  # over the context window
         await pilot.pause()
-        assert "context window" in str(panel.query_one("#settings-error").render())
+        assert "context window" in str(panel.query_one("#max_new_tokens-error").render())
+        assert str(panel.query_one("#top_p-error").render()) == ""
         panel.query_one("#max_new_tokens").value = "60"
         await pilot.pause()
-        assert str(panel.query_one("#settings-error").render()) == ""
+        assert str(panel.query_one("#max_new_tokens-error").render()) == "" and panel.error is None
         assert app.changes[-1] == SamplerSettings(max_new_tokens=60, top_p=0.5)
 
 

@@ -133,6 +133,9 @@ class Draft:
         self._passages: dict[str, Passage] = {}
         self._undo: list[_Step] = []
         self._redo: list[_Step] = []
+        # True while the newest undo step is a run of alternative switches with nothing else in between: browsing
+        # alternatives (f7/f8 again and again) is one undo step, so it never buries the writer's edits.
+        self._browsing = False
         self._coalescing = False
         self._digest_cache: tuple[str, str] | None = None
         # What from_dict had to repair (shown to the writer once; not saved).
@@ -278,9 +281,10 @@ class Draft:
                 return index
         return None
 
-    def select_alternative(self, index: int) -> Passage:
+    def select_alternative(self, index: int, *, coalesce: bool = True) -> Passage:
         """Show alternative ``index`` (wraps around, so ``index + 1`` / ``- 1`` cycle). At the open spot it
-        becomes the pending passage; at an accepted spot it replaces the accepted text at the end of the story."""
+        becomes the pending passage; at an accepted spot it replaces the accepted text at the end of the story.
+        Consecutive switches are one undo step; ``coalesce=False`` makes this one a step of its own."""
         open_spot = self._open_alternatives()
         alternatives = open_spot or self.alternatives()
         if not alternatives:
@@ -288,14 +292,14 @@ class Draft:
         target = alternatives[index % len(alternatives)]
         if open_spot:
             if target.id != self._pending_id:
-                self._push("switch")
+                self._push_switch(coalesce)
                 self._pending_id = target.id
                 self._touch()
             return target
         head = self._accepted_spot()
         assert head is not None  # alternatives() was not empty
         if target.id != head.id:
-            self._push("switch")
+            self._push_switch(coalesce)
             self._text = self._text[: len(self._text) - len(head.text)] + target.text
             self._head_id = target.id
             target.accepted = True
@@ -408,6 +412,7 @@ class Draft:
         for doomed_id in doomed:
             del self._passages[doomed_id]
         self._coalescing = False
+        self._browsing = False
         self._touch()
         return len(doomed)
 
@@ -451,9 +456,18 @@ class Draft:
     def _restore(self, view: _View) -> None:
         self._text, self._pending_id, self._head_id = view.text, view.pending_id, view.head_id
         self._coalescing = False
+        self._browsing = False
         self._touch()
 
+    def _push_switch(self, coalesce: bool) -> None:
+        if coalesce and self._browsing and self._undo and self._undo[-1].label == "switch":
+            self._redo.clear()
+            return
+        self._push("switch")
+        self._browsing = coalesce
+
     def _push(self, label: str) -> None:
+        self._browsing = False
         self._undo.append(_Step(self._view(), label))
         if len(self._undo) > MAX_UNDO_STEPS:
             del self._undo[: len(self._undo) - MAX_UNDO_STEPS]  # oldest view only; the tree keeps every passage

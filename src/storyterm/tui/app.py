@@ -19,8 +19,6 @@ from typing import TYPE_CHECKING, Any
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
-from textual.binding import Binding
-from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
@@ -36,8 +34,10 @@ from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, l
 from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
 from storyterm.story.workspace import Workspace, emergency_dir
+from storyterm.tui.keymap import BY_NAME, STORY_ACTIONS, build_bindings, key_table, pretty_keys, system_commands
 from storyterm.tui.widgets.editor import StoryEditor, editor_form
 from storyterm.tui.widgets.genre_picker import GenrePicker
+from storyterm.tui.widgets.main_layout import FOCUS_MODE_BELOW, MainLayout
 from storyterm.tui.widgets.parameter_panel import ParameterPanel
 from storyterm.tui.widgets.status_bar import StatusBar
 
@@ -51,42 +51,12 @@ if TYPE_CHECKING:
 AUTOSAVE_TICK_S = 0.25
 CONTEXT_USAGE_DELAY_S = 0.4
 
-# (binding id, action, footer label, description for help/palette, shown in footer, priority)
-ACTIONS: list[tuple[str, str, str, str, bool, bool]] = [
-    ("generate", "generate", "Generate", "Generate a passage at the end of the story", True, True),
-    ("accept", "accept", "Accept", "Accept the pending passage into the story", True, True),
-    ("stop", "stop", "Stop/Dismiss", "Stop generating, or dismiss the pending passage", True, False),
-    ("regenerate", "regenerate", "Regenerate", "Generate another alternative for the same spot", True, True),
-    ("next_alternative", "cycle(1)", "Next alt", "Show the next alternative", False, True),
-    ("previous_alternative", "cycle(-1)", "Prev alt", "Show the previous alternative", False, True),
-    ("extend", "extend", "Extend", "Accept the pending passage and generate the next one", True, True),
-    ("undo", "undo", "Undo", "Undo typing, accepts and generations", False, True),
-    ("redo", "redo", "Redo", "Redo", False, True),
-    ("save", "save", "Save", "Save the draft", True, True),
-    ("save_as", "save_as", "Save as", "Save the draft under another name or folder (it becomes its file)", False, True),
-    ("open", "open", "Open", "Open a draft", False, True),
-    ("new", "new", "New", "Start a new draft (the current one is saved)", False, True),
-    ("quit", "quit", "Quit", "Save and quit", True, True),
-    ("help", "help", "Help", "Show every key", True, False),
-    ("switch_model", "switch_model", "Model", "Switch model (built-in, local directory, hub id)", True, False),
-]
-ACTION_IDS = {action.split("(")[0]: binding_id for binding_id, action, *_ in ACTIONS}
-# Actions that change the story: refused while a modal is open and while a generation runs.
-STORY_ACTIONS = {"accept", "cycle", "extend", "undo", "redo", "open", "new"}
-
-
-def build_bindings(keys: dict[str, str]) -> list[Binding]:
-    return [
-        Binding(keys.get(binding_id, DEFAULT_KEYS[binding_id]), action, label, show=show, priority=priority,
-                id=binding_id, tooltip=description)
-        for binding_id, action, label, description, show, priority in ACTIONS
-    ]
-
-
 class StorytermApp(App[int]):
     CSS_PATH = [Path(__file__).parent / "app.tcss", Path(__file__).parent / "dialogs.tcss"]
     TITLE = "storyterm"
     BINDINGS = build_bindings(DEFAULT_KEYS)
+    # Screen classes that let the side panels shrink before focus mode hides them (app.tcss).
+    HORIZONTAL_BREAKPOINTS = [(0, "-narrow"), (FOCUS_MODE_BELOW, "-medium"), (120, "-wide")]
 
     class PendingPiece(Message):
         def __init__(self, text: str) -> None:
@@ -147,6 +117,8 @@ class StorytermApp(App[int]):
         self.loaded: LoadedModel | None = None
         self.engine: StoryEngine | None = None
         self.load_failed: str | None = None
+        self.model_loading = False
+        self.load_state = "loading…"  # what the status bar says about the model while none is ready
         self.generating = False
         self._stream: GenerationStream | None = None
         self._generate_when_loaded = False
@@ -183,7 +155,7 @@ class StorytermApp(App[int]):
 
     def compose(self) -> ComposeResult:
         yield Header(show_clock=False, icon="✎")
-        with Horizontal(id="main"):
+        with MainLayout(id="main"):
             yield GenrePicker(id="genre-picker")
             yield StoryEditor(
                 editor_form(self.draft.text),
@@ -192,7 +164,7 @@ class StorytermApp(App[int]):
             )
             yield ParameterPanel(self.draft.settings, self.draft.memory, id="parameters")
         yield StatusBar(id="status")
-        yield Footer()
+        yield Footer(compact=True)  # compact: the story keys fit in 80 columns
 
     @property
     def editor(self) -> StoryEditor:
@@ -231,7 +203,8 @@ class StorytermApp(App[int]):
                 self.session = Session.start(self.draft_path)
             except (StorytermError, OSError) as error:
                 self.notify(f"no crash-recovery marker: {_first_line(error)}", severity="warning")
-        self.status.set(load_state="loading")
+        self.model_loading = True
+        self._show_load_state("loading…")
         # Start loading after the first frame is painted: importing torch in the worker holds the GIL a lot.
         self.call_after_refresh(self.load_model, self.spec)
 
@@ -308,13 +281,14 @@ class StorytermApp(App[int]):
 
     @on(LoadProgress)
     def _load_progress(self, message: LoadProgress) -> None:
-        if self.engine is None or self.status.info.load_state.startswith("loading"):
-            self.status.set(load_state=message.text)
+        if self.model_loading:  # a switch's progress as much as the first load's
+            self._show_load_state(message.text)
 
     @on(LoadFinished)
     def _load_finished(self, message: LoadFinished) -> None:
         if message.serial != self._load_serial:
             return  # an older load, overtaken by a later switch
+        self.model_loading = False
         if message.error is not None or message.loaded is None or message.engine is None:
             self._load_failed(message.spec, message.error or "the model did not load")
         else:
@@ -337,6 +311,9 @@ class StorytermApp(App[int]):
             self.action_generate()
 
     def _load_failed(self, spec: ModelSpec, message: str) -> None:
+        from storyterm.tui.screens.model_switch import for_editor
+
+        message = for_editor(message)
         self._generate_when_loaded = False
         if self.engine is None:
             self.load_failed = message
@@ -350,12 +327,14 @@ class StorytermApp(App[int]):
     def action_generate(self) -> None:
         if self.generating:
             return  # a second ctrl+g while one runs is ignored on purpose
+        if self._settings_invalid():
+            return
         if self.engine is None:
             if self.load_failed:
                 self.notify(f"No model: {self.load_failed}. Press F2 to choose one.", severity="error")
                 return
             self._generate_when_loaded = True
-            self.status.set(load_state="waiting for model…")
+            self._show_load_state("waiting for model…")
             self.notify("The model is still loading; generation starts as soon as it is ready.", timeout=3)
             return
         if not self.draft.text.strip():
@@ -369,7 +348,7 @@ class StorytermApp(App[int]):
         """Another alternative at the same spot; earlier ones stay in the draft as siblings. With a pending
         passage that spot is the end of the story. With none, and the story still ending with the passage accepted
         last, it is that passage's spot: the new alternative streams in its place (f7 brings it back)."""
-        if self.generating:
+        if self.generating or self._settings_invalid():
             return
         head = self.draft.last_accepted
         at_accepted_spot = (
@@ -379,15 +358,28 @@ class StorytermApp(App[int]):
             and self.draft.text.endswith(head.text)
         )
         if not at_accepted_spot or self.engine is None:
+            if self.draft.pending is None and head is not None and self.engine is not None:
+                # Say what happens instead of quietly doing something else.
+                self.notify("The story was edited after the last passage, so there is nothing to regenerate "
+                            "at its end: generating a new passage.", timeout=5)
             self.action_generate()
             return
         assert head is not None
         self._start_stream(story=self.draft.text[: len(self.draft.text) - len(head.text)])
 
     def action_extend(self) -> None:
+        if self._settings_invalid():
+            return
         if self.draft.pending is not None:
             self.action_accept()
         self.action_generate()
+
+    def _settings_invalid(self) -> bool:
+        """A field showing an invalid value must not be silently replaced by the last valid one."""
+        if self.panel.error is None:
+            return False
+        self.notify(f"{self.panel.error} (Sampling panel).", title="Not generated", severity="error")
+        return True
 
     def _opening_prompt(self) -> str:
         """When the story is empty: the starter highlighted in the picker, else the title prompt."""
@@ -501,7 +493,7 @@ class StorytermApp(App[int]):
         # The streamed alternative (texts[0]) is the one to show.
         ids = [p.id for p in self.draft.alternatives()]
         if added[0].id in ids and self.draft.pending is not None and self.draft.pending.id != added[0].id:
-            self.draft.select_alternative(ids.index(added[0].id))
+            self.draft.select_alternative(ids.index(added[0].id), coalesce=False)  # not the writer browsing
 
     def action_stop(self) -> None:
         if self.generating and self._stream is not None:
@@ -512,7 +504,7 @@ class StorytermApp(App[int]):
             self._refresh_editor()
             self._story_changed()
 
-    def action_accept(self) -> None:
+    def action_accept(self, anywhere: bool = False) -> None:
         if self.generating:
             # Keep what streamed so far and accept it as soon as the run has stopped.
             self._accept_when_stopped = True
@@ -558,17 +550,17 @@ class StorytermApp(App[int]):
             self.action_redo()
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        if action not in ACTION_IDS and action not in STORY_ACTIONS:
+        if action not in BY_NAME:
             return True
         modal_open = isinstance(self.screen, ModalScreen)
         if modal_open and action not in ("quit",):
             return False  # let the modal have its keys (escape, tab, …)
         if action == "accept":
-            # Tab only accepts when there is something to accept, and not while typing in a panel field;
-            # otherwise it moves focus as usual.
-            focused = self.focused
-            in_field = isinstance(focused, (Input, TextArea)) and not isinstance(focused, StoryEditor)
-            return (self.generating or self.draft.pending is not None) and not in_field
+            # The key accepts only in the editor and only with something to accept; anywhere else tab moves
+            # focus (None: the footer shows Accept greyed). The palette passes anywhere=True.
+            if not (self.generating or self.draft.pending is not None):
+                return False
+            return True if parameters == (True,) or isinstance(self.focused, StoryEditor) else None
         if action == "stop":
             return self.generating or self.draft.pending is not None
         if action in ("undo", "redo"):
@@ -670,7 +662,9 @@ class StorytermApp(App[int]):
         if self.generating:
             state = "generating…"
         elif loaded is None:
-            state = "load failed" if self.load_failed else self.status.info.load_state
+            state = "load failed" if self.load_failed else self.load_state
+        elif self.model_loading:
+            state = self.load_state
         else:
             state = "ready"
         count = self.draft.alternative_count
@@ -684,7 +678,15 @@ class StorytermApp(App[int]):
             draft_name=self.draft_path.stem if self.draft_path else self.draft.title,
             saved=not self.autosaver.dirty or not self._worth_saving(),
             alternative=(index + 1, count) if index is not None and count > 1 else None,
+            genre=self.draft.genre,
+            words=self.draft.word_count,
         )
+
+    def _show_load_state(self, text: str) -> None:
+        self.load_state = text
+        # While switching the old model still works, but the bar says what is happening.
+        if not self.generating and (self.loaded is None or self.model_loading):
+            self.status.set(load_state=text)
 
     def _schedule_context_usage(self, delay: float) -> None:
         if self._context_timer is not None:
@@ -744,7 +746,7 @@ class StorytermApp(App[int]):
     def _report_save_error(self, error: StorytermError) -> None:
         if str(error) != self._save_error:  # one notification per distinct failure, not one per tick
             self._save_error = str(error)
-            keys = _pretty_keys({**DEFAULT_KEYS, **self.config.keys}["save_as"])
+            keys = pretty_keys({**DEFAULT_KEYS, **self.config.keys}["save_as"])
             self.notify(f"{error} ({keys}: save as)", title="Not saved", severity="error", timeout=10)
         self._update_status()
 
@@ -835,7 +837,8 @@ class StorytermApp(App[int]):
         from storyterm.tui.screens.confirm import ConfirmScreen
 
         when = f" (autosaved {offer.last_saved:%Y-%m-%d %H:%M})" if offer.last_saved else ""
-        question = f"storyterm did not close cleanly. Reopen {offer.draft_path.name}{when}?"
+        question = (f"storyterm did not close cleanly. Reopen {offer.draft_path.name}{when}? "
+                    "Either way the draft stays in your drafts folder (ctrl+o).")
 
         def answered(yes: bool | None) -> None:
             for stale in crashed:
@@ -857,7 +860,7 @@ class StorytermApp(App[int]):
                 self._switch_draft(Workspace.opened(draft, path))
             self.notify(f"Recovered {(self.draft_path or path).name}", timeout=4)
 
-        self.push_screen(ConfirmScreen(question, yes="Reopen", no="Discard"), answered)
+        self.push_screen(ConfirmScreen(question, yes="Reopen", no="Not now"), answered)
 
     def _session_call(self, method: Callable[..., Any], *args: Any) -> None:
         try:
@@ -963,8 +966,10 @@ class StorytermApp(App[int]):
 
     def key_table(self) -> list[tuple[str, str]]:
         """(keys, description) for every action, with the keys in force now (config overrides included)."""
-        keymap = {**DEFAULT_KEYS, **self.config.keys}
-        return [(_pretty_keys(keymap[binding_id]), description) for binding_id, _a, _l, description, _s, _p in ACTIONS]
+        return key_table(self.config.keys)
+
+    def action_focus_mode(self) -> None:
+        self.query_one("#main", MainLayout).toggle()
 
     def action_switch_model(self) -> None:
         from storyterm.tui.screens.model_switch import ModelSwitchScreen
@@ -977,31 +982,13 @@ class StorytermApp(App[int]):
     def _model_chosen(self, spec: ModelSpec | None) -> None:
         if spec is None:
             return
-        self.status.set(load_state=f"loading {spec.source}…")
+        self.model_loading = True
+        self._show_load_state(f"loading {spec.source}…")
         self.notify(f"Loading {spec.source}…", timeout=3)
         self.load_model(spec)
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        yield from super().get_system_commands(screen)
-        for _binding_id, action, label, description, _show, _priority in ACTIONS:
-            yield SystemCommand(label if label != "Stop/Dismiss" else "Stop / dismiss", description,
-                                _action_callback(self, action))
-
-
-def _action_callback(app: StorytermApp, action: str) -> Callable[[], Any]:
-    async def run() -> None:
-        await app.run_action(action)
-
-    return run
-
-
-def _pretty_keys(keys: str) -> str:
-    names = {"right_square_bracket": "]", "left_square_bracket": "["}
-    pretty = []
-    for key in keys.split(","):
-        parts = [names.get(p, p) for p in key.strip().split("+")]
-        pretty.append("+".join(parts))
-    return " / ".join(pretty)
+        return system_commands(self, super().get_system_commands(screen))
 
 
 def _draft_label(info: DraftInfo) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical
@@ -23,13 +22,13 @@ class HelpScreen(ModalScreen[None]):
             table: DataTable[str] = DataTable(id="help-table", cursor_type="row", show_cursor=False)
             table.add_columns("Key", "Action")
             for keys, description in self.rows:
-                table.add_row(Text(keys), Text(description))
+                table.add_row(keys, description)
             yield table
             yield Static(
                 "Pending text (dim italic) is not part of the story until accepted. "
                 "Rebind keys in the [keys] table of config.toml. Ctrl+P opens the command palette.",
                 classes="dialog-hint",
-                markup=False,
+                markup=False,  # "[keys]" is text, not markup
             )
 
     def action_dismiss(self) -> None:  # type: ignore[override]

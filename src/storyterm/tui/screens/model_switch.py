@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -33,8 +35,7 @@ class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
             yield Input(
                 "" if builtin else self.current.source,
                 placeholder="/path/to/checkpoint  or  user/model",
-                id="source",
-                disabled=builtin,
+                id="source",  # never disabled: tab always reaches it, and typing in it picks "Local directory"
                 compact=True,
             )
             with Horizontal(classes="dialog-row"):
@@ -55,10 +56,13 @@ class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
 
     @on(RadioSet.Changed, "#source-kind")
     def _kind_changed(self, event: RadioSet.Changed) -> None:
-        source = self.query_one("#source", Input)
-        source.disabled = event.pressed.id == "kind-builtin"
-        if not source.disabled:
-            source.focus()
+        if event.pressed.id == "kind-other":
+            self.query_one("#source", Input).focus()
+
+    @on(Input.Changed, "#source")
+    def _source_typed(self, event: Input.Changed) -> None:
+        if event.value.strip():
+            self.query_one("#kind-other", RadioButton).value = True
 
     @on(Input.Submitted, "#source")
     def _submitted(self) -> None:
@@ -78,3 +82,22 @@ class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
     @on(Button.Pressed, "#cancel")
     def action_cancel(self) -> None:
         self.dismiss(None)
+
+
+# The engine's messages name command-line flags; in the editor the same choice is made in this dialog.
+_CLI_HINTS = [
+    (r"use --model builtin or --model with a local checkpoint directory",
+     "choose the built-in model or a local checkpoint directory (F2)"),
+    (r"pass --model with a local checkpoint directory or a cached hub id",
+     "choose a local checkpoint directory or a cached hub id (F2)"),
+    (r"--model needs a checkpoint directory", "the model must be a checkpoint directory"),
+    (r"use --(device|dtype) (\S+)", r"choose \1 \2 (F2)"),
+    (r"pass --allow-pickle if you trust it", "start storyterm with --allow-pickle if you trust it"),
+]
+
+
+def for_editor(message: str) -> str:
+    """An engine error as an editor user can act on it: the F2 dialog instead of --model/--device/--dtype."""
+    for pattern, replacement in _CLI_HINTS:
+        message = re.sub(pattern, replacement, message)
+    return message

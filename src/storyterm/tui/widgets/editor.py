@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from rich.style import Style
 from rich.text import Text
 from textual.document._document import Location
 from textual.document._edit import Edit
@@ -60,6 +61,9 @@ class StoryEditor(TextArea):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("soft_wrap", True)
         kwargs.setdefault("tab_behavior", "focus")
+        # The cursor-line highlight restyles the whole line after get_line and would paint the pending passage
+        # (which shares the story's last line) in the story's colour; a paragraph is one line here anyway.
+        kwargs.setdefault("highlight_cursor_line", False)
         super().__init__(*args, **kwargs)
         self._pending_text = ""
         self._programmatic = 0
@@ -144,10 +148,17 @@ class StoryEditor(TextArea):
         if self._pending_text:
             start_row, start_column = self.pending_start
             if line_index > start_row:
-                line.stylize(self.get_component_rich_style("story-editor--pending"))
+                line.stylize(self._pending_style())
             elif line_index == start_row:
-                line.stylize(self.get_component_rich_style("story-editor--pending"), start_column)
+                line.stylize(self._pending_style(), start_column)
         return line
+
+    def _pending_style(self) -> Style:
+        style = self.get_component_rich_style("story-editor--pending")
+        if style.color == self.rich_style.color:
+            # ANSI themes use the terminal's own colours, so "muted" is the same colour: dim it instead.
+            style += Style(dim=True)
+        return style
 
     def action_undo(self) -> None:
         # Undo goes through the Draft (it knows about accepts and alternatives), not TextArea's own history.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import fields, replace
 
 from textual import on
@@ -53,6 +54,7 @@ class ParameterPanel(VerticalScroll):
         self.context_window: int | None = None
         self._memory = memory
         self._loading = False
+        self.error: str | None = None  # the first invalid field, in words; generation waits until it is fixed
 
     def compose(self) -> ComposeResult:
         yield Label("Sampling", classes="panel-title")
@@ -71,6 +73,7 @@ class ParameterPanel(VerticalScroll):
                 yield Label(label, classes="field-label")
                 yield Input(self._format(getattr(self.settings, name)), type=kind, id=name, compact=True,
                             placeholder="random" if name == "seed" else "")
+                yield Static("", id=f"{name}-error", classes="field-error", markup=False)
         yield Static("", id="settings-error", markup=False)
         yield Label("Memory (kept in context)", classes="panel-title")
         yield TextArea(self._memory, id="memory", soft_wrap=True, compact=True)
@@ -135,13 +138,18 @@ class ParameterPanel(VerticalScroll):
             self.post_message(self.SettingsChanged(settings, preset))
 
     def _show_error(self, error: SettingsError | None) -> None:
-        label = self.query_one("#settings-error", Static)
-        label.update(str(error) if error else "")
-        label.set_class(error is not None, "-error")
-        if error is not None:
-            bad_field = str(error).split(" ", 1)[0]
-            if bad_field in NUMBER_FIELDS:
-                self.query_one(f"#{bad_field}", Input).add_class("-invalid")
+        """The message goes right under the bad field (the general line only when no field is to blame)."""
+        bad_field = str(error).split(" ", 1)[0] if error is not None else None
+        self.error = in_words(str(error)) if error is not None else None
+        for name in NUMBER_FIELDS:
+            note = self.query_one(f"#{name}-error", Static)
+            note.update(self.error or "" if name == bad_field else "")
+            note.set_class(name == bad_field, "-shown")
+        general = self.query_one("#settings-error", Static)
+        general.update(self.error if self.error and bad_field not in NUMBER_FIELDS else "")
+        general.set_class(error is not None, "-error")
+        if bad_field in NUMBER_FIELDS:
+            self.query_one(f"#{bad_field}", Input).add_class("-invalid")
 
     @on(Input.Changed)
     def _field_changed(self, event: Input.Changed) -> None:
@@ -178,3 +186,18 @@ class ParameterPanel(VerticalScroll):
     @staticmethod
     def _format(value: object) -> str:
         return "" if value is None else str(value)
+
+
+def in_words(message: str) -> str:
+    """A SettingsError as a writer reads it: "top_p must be in (0, 1], got 5" -> "Top-p must be between 0 and 1"."""
+    message = re.sub(r", got .*$", "", message)
+    message = re.sub(r"must be in [(\[]\s*([^,]+),\s*([^)\]]+)[)\]]", r"must be between \1 and \2", message)
+    message = message.replace("must be > 0 when sampling", "must be above 0 when Sample is on")
+    message = message.replace("num_alternatives > 1 needs sampling on", "num_alternatives above 1 need Sample on")
+    message = message.replace("must be below the model's", "must be less than the model's")
+    name = message.split(" ", 1)[0]
+    if name in NUMBER_FIELDS:
+        message = NUMBER_FIELDS[name][0].replace(" (0=off)", "") + message[len(name):]
+    elif name == "do_sample":
+        message = "Sample" + message[len(name):]
+    return message[:1].upper() + message[1:]
