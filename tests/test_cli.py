@@ -117,6 +117,8 @@ def test_missing_genre_is_a_usage_error(capsys, tiny_checkpoint: Path) -> None:
         (["--n", "0"], "num_alternatives"),
         (["--greedy", "--n", "2"], "num_alternatives"),
         (["--seed", "-5"], "seed"),
+        (["--min-p", "1.5"], "min_p must be between 0 and 1"),
+        (["--typical-p", "0"], "typical_p"),
     ],
 )
 def test_bad_settings_exit_2(capsys, tiny_checkpoint: Path, flags: list[str], fragment: str) -> None:
@@ -294,3 +296,24 @@ def test_the_editor_without_a_terminal_refuses_in_one_line(tmp_path: Path) -> No
     assert done.returncode == 1
     assert_one_line_error(done.stderr, "the editor needs a terminal")
     assert done.stdout == "" and not (tmp_path / "new.json").exists()
+
+
+def test_min_p_typical_p_and_word_guard_flags_reach_the_settings() -> None:
+    from storyterm.cli import build_parser, sampler_settings
+
+    def settings_of(*flags: str) -> SamplerSettings:
+        return sampler_settings(build_parser().parse_args(["generate", *flags]), SamplerSettings())
+
+    assert settings_of() == SamplerSettings()
+    chosen = settings_of("--min-p", "0.05", "--typical-p", "0.9", "--no-word-guard")
+    assert (chosen.min_p, chosen.typical_p, chosen.word_guard) == (0.05, 0.9, False)
+    assert settings_of("--word-guard").word_guard is True
+    assert settings_of("--preset", "focused", "--min-p", "0.1").min_p == 0.1
+
+
+def test_generate_with_min_p_typical_p_and_no_word_guard(capsys, tiny_checkpoint: Path) -> None:
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "drama", "-p", "The man",
+                         "--min-p", "0.05", "--typical-p", "0.9", "--no-word-guard", "--seed", "3",
+                         "--max-new-tokens", "8", "--json")
+    assert code == 0, err
+    assert json.loads(out)["texts"]

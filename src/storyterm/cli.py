@@ -89,6 +89,12 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--temperature", type=float, metavar="X")
     sampling.add_argument("--top-k", type=int, metavar="K", help="0 turns top-k off")
     sampling.add_argument("--top-p", type=float, metavar="P")
+    sampling.add_argument("--min-p", type=float, metavar="P",
+                          help="drop tokens less likely than P × the most likely one (0 = off)")
+    sampling.add_argument("--typical-p", type=float, metavar="P", help="locally typical sampling mass (1 = off)")
+    sampling.add_argument("--word-guard", action=argparse.BooleanOptionalAction, default=None,
+                          help="keep lower-case words to spellings of the training text (models with words.txt, "
+                               "e.g. the built-in one; on by default)")
     sampling.add_argument("--repetition-penalty", type=float, metavar="X")
     mode = sampling.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="no sampling: always the most likely token")
@@ -263,6 +269,9 @@ def sampler_settings(args: argparse.Namespace, checkpoint: dict[str, Any] | None
         ("temperature", "temperature"),
         ("top_k", "top_k"),
         ("top_p", "top_p"),
+        ("min_p", "min_p"),
+        ("typical_p", "typical_p"),
+        ("word_guard", "word_guard"),
         ("repetition_penalty", "repetition_penalty"),
         ("seed", "seed"),
         ("n", "num_alternatives"),

@@ -271,3 +271,16 @@ def test_empty_story_continuation_has_no_leading_space(engine: StoryEngine) -> N
 
 def test_errors_are_storyterm_errors() -> None:
     assert issubclass(EngineBusyError, StorytermError)
+
+
+def test_min_p_and_typical_p_reach_the_generation_config_only_when_on(engine: StoryEngine) -> None:
+    plain = engine.generation_config(SamplerSettings())
+    assert plain.min_p is None and plain.typical_p in (None, 1.0)
+    config = engine.generation_config(SamplerSettings(min_p=0.05, typical_p=0.9))
+    assert (config.min_p, config.typical_p) == (0.05, 0.9)
+    greedy = engine.generation_config(SamplerSettings(do_sample=False, min_p=0.05))
+    assert greedy.min_p is None
+    # A greedy passage with min-p on is the plain greedy one (min-p only filters sampling).
+    texts = {engine.generate(GenerationRequest("drama", "The man", settings=SamplerSettings(
+        do_sample=False, max_new_tokens=6, min_p=p, typical_p=t))).text for p, t in ((0.0, 1.0), (0.2, 0.5))}
+    assert len(texts) == 1

@@ -29,6 +29,13 @@ def test_defaults_are_the_seed_apps():
         ({"num_alternatives": 0}, "num_alternatives"),
         ({"seed": -3}, "seed"),
         ({"do_sample": False, "num_alternatives": 3}, "num_alternatives"),
+        ({"min_p": -0.1}, "min_p must be between 0 and 1"),
+        ({"min_p": 1.5}, "min_p must be between 0 and 1"),
+        ({"min_p": math.nan}, "min_p"),
+        ({"min_p": "0.1"}, "min_p"),
+        ({"typical_p": 0}, r"typical_p must be in \(0, 1\]"),
+        ({"typical_p": 1.01}, "typical_p"),
+        ({"word_guard": "yes"}, "word_guard must be true or false"),
     ],
 )
 def test_each_bad_value_is_refused_with_its_name(changes, fragment):
@@ -51,6 +58,17 @@ def test_presets_are_valid_and_unknown_is_refused():
         settings.validate()
     with pytest.raises(SettingsError, match="unknown preset"):
         preset("nope")
+
+
+def test_min_p_typical_p_and_the_word_guard_default_to_off_off_on():
+    assert (DEFAULT_SETTINGS.min_p, DEFAULT_SETTINGS.typical_p, DEFAULT_SETTINGS.word_guard) == (0.0, 1.0, True)
+    SamplerSettings(min_p=0.0, typical_p=1.0).validate()
+    SamplerSettings(min_p=1.0, typical_p=0.2, word_guard=False).validate()
+
+
+def test_settings_saved_before_min_p_typical_p_and_the_guard_still_load():
+    old = {k: v for k, v in SamplerSettings(top_k=7).to_dict().items() if k not in {"min_p", "typical_p", "word_guard"}}
+    assert SamplerSettings.from_dict(old) == SamplerSettings(top_k=7)
 
 
 def test_dict_round_trip_ignores_unknown_keys():

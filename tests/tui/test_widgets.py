@@ -112,6 +112,27 @@ async def test_panel_preset_sets_the_sampling_style_but_keeps_length() -> None:
         assert panel.query_one("#temperature").value == str(PRESETS["wild"].temperature)
 
 
+async def test_panel_word_guard_switch_and_min_p_typical_p_fields() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(60, 40)) as pilot:
+        panel = app.query_one(ParameterPanel)
+        assert panel.query_one("#word_guard").value is True
+        await pilot.click("#word_guard")
+        await pilot.pause()
+        assert app.changes[-1] == SamplerSettings(word_guard=False)
+        panel.query_one("#min_p").value = "1.5"
+        await pilot.pause()
+        assert "min_p must be between 0 and 1" in str(panel.query_one("#settings-error").render())
+        assert panel.query_one("#min_p").has_class("-invalid")
+        panel.query_one("#min_p").value = "0.05"
+        panel.query_one("#typical_p").value = "0.9"
+        await pilot.pause()
+        assert app.changes[-1] == SamplerSettings(word_guard=False, min_p=0.05, typical_p=0.9)
+        panel.set_settings(SamplerSettings())
+        await pilot.pause()
+        assert panel.query_one("#word_guard").value is True and panel.query_one("#min_p").value == "0.0"
+
+
 class PickerApp(App[None]):
     def compose(self) -> ComposeResult:
         yield GenrePicker(id="picker")

@@ -21,9 +21,9 @@ from .settings import DEFAULT_SETTINGS, SamplerSettings
 
 GENERATION_CONFIG_FILE = "generation_config.json"
 # What a checkpoint's file may set (not max_new_tokens: see the module docstring).
-CHECKPOINT_KEYS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty")
+CHECKPOINT_KEYS = ("do_sample", "temperature", "top_k", "top_p", "repetition_penalty", "min_p", "typical_p")
 # Knobs that only mean something when sampling: setting one asks for sampling.
-SAMPLING_KNOBS = ("temperature", "top_k", "top_p")
+SAMPLING_KNOBS = ("temperature", "top_k", "top_p", "min_p", "typical_p")
 
 
 def checkpoint_values(directory: Path | None) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
 from .instruct import chat_prompt, eos_token_ids, has_chat_template
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
+from .word_guard import CheckpointWordGuard
 
 if TYPE_CHECKING:
     import torch
@@ -261,6 +262,12 @@ class StoryEngine:
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
         self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
+        self._word_guard = CheckpointWordGuard(tokenizer, loaded.path)
+
+    @property
+    def word_guard_available(self) -> bool:
+        """True when the checkpoint ships words.txt, so ``SamplerSettings.word_guard`` has an effect."""
+        return self._word_guard.available
 
     def forget_context(self) -> None:
         """Drop the remembered window start and the previous passage's KV cache (the next passage reads afresh)."""
@@ -405,6 +412,10 @@ class StoryEngine:
         }
         if settings.do_sample:
             values.update(temperature=settings.temperature, top_k=settings.top_k, top_p=settings.top_p)
+            if settings.min_p > 0:
+                values["min_p"] = settings.min_p
+            if settings.typical_p < 1:
+                values["typical_p"] = settings.typical_p
         values.update(self._generate_overrides)
         return GenerationConfig(**values)
 
@@ -436,7 +447,7 @@ class StoryEngine:
                        lead=lead)
             thread = threading.Thread(
                 target=self._generate_in_thread,
-                args=(run, prepared, config, seed, reuse_cache),
+                args=(run, prepared, config, seed, reuse_cache, request.settings.word_guard),
                 name="storyterm-generate",
                 daemon=True,
             )
@@ -471,7 +482,7 @@ class StoryEngine:
                               model_config=self.loaded.model.config)
 
     def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, config: GenerationConfig, seed: int | None,
-                            reuse_cache: bool = False):
+                            reuse_cache: bool = False, word_guard: bool = False):
         import torch
 
         model = self.loaded.model
@@ -498,6 +509,7 @@ class StoryEngine:
                     generation_config=config,
                     streamer=run.streamer,
                     stopping_criteria=StoppingCriteriaList([_CancelCriterion(run.cancelled)]),
+                    logits_processor=self._word_guard.processors(word_guard),
                     **cache_kwargs,
                 )
             elapsed = time.perf_counter() - started

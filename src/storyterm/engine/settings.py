@@ -14,7 +14,9 @@ MAX_ALTERNATIVES = 8
 @dataclass(frozen=True)
 class SamplerSettings:
     """How a passage is sampled. Defaults are the seed app's: sampling on, temperature 1.2, top-p 0.95,
-    top-k 50, repetition penalty 1.1, about 100 new tokens."""
+    top-k 50, repetition penalty 1.1, about 100 new tokens. min-p (0 = off) and typical-p (1 = off) are off.
+    ``word_guard``: keep lower-case words to spellings of the training text (engine/word_guard.py); it only acts
+    for a checkpoint that ships ``words.txt`` (the built-in model)."""
 
     max_new_tokens: int = 100
     temperature: float = 1.2
@@ -24,6 +26,9 @@ class SamplerSettings:
     do_sample: bool = True
     seed: int | None = None
     num_alternatives: int = 1
+    min_p: float = 0.0
+    typical_p: float = 1.0
+    word_guard: bool = True
 
     def validate(self, context_window: int | None = None) -> SamplerSettings:
         """Raise SettingsError naming the first bad value; return self so calls chain."""
@@ -50,6 +55,12 @@ class SamplerSettings:
                 raise SettingsError(f"temperature must be at most 10, got {self.temperature}")
         if _not_number(self.top_p) or not 0 < self.top_p <= 1:
             raise SettingsError(f"top_p must be in (0, 1], got {self.top_p}")
+        if _not_number(self.min_p) or not 0 <= self.min_p <= 1:
+            raise SettingsError(f"min_p must be between 0 and 1 (0 = off), got {self.min_p}")
+        if _not_number(self.typical_p) or not 0 < self.typical_p <= 1:
+            raise SettingsError(f"typical_p must be in (0, 1] (1 = off), got {self.typical_p}")
+        if not isinstance(self.word_guard, bool):
+            raise SettingsError(f"word_guard must be true or false, got {self.word_guard!r}")
         if _not_number(self.repetition_penalty) or not 0 < self.repetition_penalty <= 10:
             raise SettingsError(f"repetition_penalty must be in (0, 10], got {self.repetition_penalty}")
         if not self.do_sample and self.num_alternatives > 1:

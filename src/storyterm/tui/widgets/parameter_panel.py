@@ -20,11 +20,17 @@ NUMBER_FIELDS: dict[str, tuple[str, str]] = {
     "temperature": ("Temperature", "number"),
     "top_k": ("Top-k (0=off)", "integer"),
     "top_p": ("Top-p", "number"),
+    "min_p": ("Min-p (0=off)", "number"),
+    "typical_p": ("Typical-p", "number"),
     "repetition_penalty": ("Rep. penalty", "number"),
     "seed": ("Seed", "integer"),
     "num_alternatives": ("Alternatives", "integer"),
 }
-PRESET_FIELDS = ("temperature", "top_k", "top_p", "repetition_penalty", "do_sample")
+PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty", "do_sample")
+# Field → label of the on/off switches.
+SWITCH_FIELDS: dict[str, str] = {"do_sample": "Sample", "word_guard": "Word guard"}
+SWITCH_TOOLTIPS = {"word_guard": "Lower-case words only in spellings the model's training text has "
+                                 "(models that ship words.txt, such as the built-in one)"}
 
 
 def matching_preset(settings: SamplerSettings) -> str | None:
@@ -67,8 +73,10 @@ class ParameterPanel(VerticalScroll):
             compact=True,
         )
         with Grid(id="fields"):  # one grid instead of a row container per field: fewer widgets to style
-            yield Label("Sample", classes="field-label")
-            yield Switch(value=self.settings.do_sample, id="do_sample")
+            for name, label in SWITCH_FIELDS.items():
+                yield Label(label, classes="field-label")
+                yield Switch(value=getattr(self.settings, name), id=name,
+                             tooltip=SWITCH_TOOLTIPS.get(name))
             for name, (label, kind) in NUMBER_FIELDS.items():
                 yield Label(label, classes="field-label")
                 yield Input(self._format(getattr(self.settings, name)), type=kind, id=name, compact=True,
@@ -87,7 +95,8 @@ class ParameterPanel(VerticalScroll):
         try:
             for name in NUMBER_FIELDS:
                 self.query_one(f"#{name}", Input).value = self._format(getattr(settings, name))
-            self.query_one("#do_sample", Switch).value = settings.do_sample
+            for name in SWITCH_FIELDS:
+                self.query_one(f"#{name}", Switch).value = getattr(settings, name)
             self.query_one("#preset", Select).value = matching_preset(settings) or Select.NULL
             self._show_error(None)
         finally:
@@ -106,7 +115,7 @@ class ParameterPanel(VerticalScroll):
 
     def read_settings(self) -> SamplerSettings:
         """The settings the fields describe; raises SettingsError naming the first bad field."""
-        values: dict[str, object] = {"do_sample": self.query_one("#do_sample", Switch).value}
+        values: dict[str, object] = {name: self.query_one(f"#{name}", Switch).value for name in SWITCH_FIELDS}
         for name, (_label, kind) in NUMBER_FIELDS.items():
             raw = self.query_one(f"#{name}", Input).value.strip()
             if name == "seed" and not raw:

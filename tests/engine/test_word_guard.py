@@ -1,0 +1,179 @@
+"""The word guard: known words always pass, made-up lower-case words are blocked, capitals are free; byte-level BPE
+and SentencePiece vocabularies; never a row with nothing allowed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from storyterm.engine.word_guard import WordGuard, token_texts
+from storyterm.engine.words import invented_word_rate, words_in, write_known_words
+from tests.conftest import TINY_CORPUS
+
+BASE_WORDS = {"the", "and", "walks", "into", "a", "bar"}
+
+
+@pytest.fixture(scope="module")
+def byte_level_tokenizer():
+    from training.train import train_tokenizer
+
+    return train_tokenizer(TINY_CORPUS * 2, ["drama"], 400, 128)
+
+
+@pytest.fixture(scope="module")
+def sentencepiece_tokenizer():
+    """A Metaspace (``▁`` for a space) BPE, the layout of Llama/Mistral tokenizers."""
+    import string
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.Metaspace(prepend_scheme="never")
+    backend.decoder = decoders.Metaspace(prepend_scheme="never")
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<unk>", "<s>", "</s>"],
+                                  initial_alphabet=[*string.printable, "é"], show_progress=False)
+    backend.train_from_iterator(TINY_CORPUS * 2, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=backend, unk_token="<unk>", bos_token="<s>", eos_token="</s>")
+
+
+def encode(tokenizer, text: str) -> list[int]:
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def blocked_steps(guard: WordGuard, tokenizer, prompt: str, continuation: str) -> list[str]:
+    """Force ``continuation`` after ``prompt`` token by token; the texts of the tokens the guard would block."""
+    prompt_ids, new_ids = encode(tokenizer, prompt), encode(tokenizer, continuation)
+    if continuation.isascii():  # (a multi-byte character may be split over tokens that read as U+FFFD)
+        assert "".join(guard.texts[i] for i in new_ids) == continuation  # the guard reads the tokens as the text
+    ids = list(prompt_ids)
+    processor = guard.processor()
+    blocked = []
+    for token_id in new_ids:
+        scores = torch.zeros((1, len(tokenizer)))
+        out = processor(torch.tensor([ids]), scores)
+        if out[0, token_id] == float("-inf"):
+            blocked.append(guard.texts[token_id])
+        ids.append(token_id)
+    return blocked
+
+
+TOKENIZERS = ["byte_level_tokenizer", "sentencepiece_tokenizer"]
+lower_words = st.text(alphabet="abcdefghijklmnopqrstuvwxyzé", min_size=1, max_size=12)
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(words=st.lists(lower_words, min_size=1, max_size=5), end=st.sampled_from([".", " and", "!\n", ", the"]))
+def test_a_known_word_is_never_blocked(request, tokenizer_name, words, end):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    guard = WordGuard(tokenizer, BASE_WORDS | set(words))
+    assert blocked_steps(guard, tokenizer, "The man", " " + " ".join(words) + end) == []
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12),
+       known=st.lists(lower_words, max_size=5))
+def test_a_made_up_lower_case_word_is_blocked(request, tokenizer_name, word, known):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    known_words = BASE_WORDS | set(known)
+    if word in known_words:
+        return
+    guard = WordGuard(tokenizer, known_words)
+    assert blocked_steps(guard, tokenizer, "The man", f" walks {word}.") != []
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+def test_capitalised_and_mixed_case_words_are_free(request, tokenizer_name):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    guard = WordGuard(tokenizer, BASE_WORDS)
+    assert blocked_steps(guard, tokenizer, "The man", " walks into Zorbulax and the McQueeny bar. Qwx theBigx.") == []
+    assert blocked_steps(guard, tokenizer, "The man", " walks into zorbulax.") != []
+
+
+def test_a_word_may_only_end_where_it_is_complete(byte_level_tokenizer):
+    guard = WordGuard(byte_level_tokenizer, {"walks", "the"})
+    assert guard.state("walk") == "word" and guard.state("walks") == "word"
+    period = encode(byte_level_tokenizer, ".")[0]
+    assert period not in guard.allowed("walk")
+    assert period in guard.allowed("walks") and period in guard.allowed("") and period in guard.allowed("Walk")
+
+
+def test_the_writers_unfinished_unknown_word_is_free(byte_level_tokenizer):
+    guard = WordGuard(byte_level_tokenizer, BASE_WORDS)
+    assert guard.state("zorb") == "free"
+    assert blocked_steps(guard, byte_level_tokenizer, "The man zorb", "ulates. The") == []
+
+
+@pytest.mark.parametrize("word", ["", "the", "walk", "walks", "zorb", "Vega"])
+def test_the_fast_mask_equals_the_reference_rules(byte_level_tokenizer, word):
+    guard = WordGuard(byte_level_tokenizer, BASE_WORDS | {"walking"})
+    vocab = len(byte_level_tokenizer) + 3  # a model's embedding may be wider than the tokenizer
+    mask = guard.blocked_mask(word, vocab, torch.device("cpu"))
+    assert set(torch.nonzero(~mask[: len(byte_level_tokenizer)]).flatten().tolist()) == guard.allowed(word)
+    # Ids past the tokenizer read like an end token: blocked only where the word may not end.
+    cannot_end = guard.state(word) == "word" and word not in guard.words
+    assert mask[len(byte_level_tokenizer):].tolist() == [cannot_end] * 3
+
+
+def test_a_row_with_nothing_allowed_is_left_unchanged_never_nan(byte_level_tokenizer):
+    guard = WordGuard(byte_level_tokenizer, {"walks"})
+    ids = encode(byte_level_tokenizer, "The man walk")
+    allowed = guard.allowed(guard.current_word(ids))
+    scores = torch.randn((2, len(byte_level_tokenizer)))
+    scores[0, sorted(allowed)] = float("-inf")  # row 0: everything the guard allows is already ruled out
+    out = guard.processor()(torch.tensor([ids, ids]), scores.clone())
+    assert torch.equal(out[0], scores[0])
+    assert not torch.isnan(out).any()
+    assert set(torch.nonzero(out[1] > float("-inf")).flatten().tolist()) == allowed
+
+
+def test_token_texts_read_byte_level_and_sentencepiece_vocabularies(byte_level_tokenizer, sentencepiece_tokenizer):
+    for tokenizer in (byte_level_tokenizer, sentencepiece_tokenizer):
+        texts = token_texts(tokenizer)
+        text = "The ghost screams, and 12 robots run!\nAfter that"
+        ids = encode(tokenizer, text)
+        assert "".join(texts[i] for i in ids) == text
+        assert all(texts[i] is None for i in tokenizer.all_special_ids)
+    # Part of a multi-byte character may follow a complete word, or a start no known word goes on from with a
+    # non-ASCII letter; after it, the word "caf" + "é" is read from the bytes together.
+    guard = WordGuard(byte_level_tokenizer, BASE_WORDS | {"café"})
+    partial = [i for i in encode(byte_level_tokenizer, "é") if "\ufffd" in guard.texts[i]]
+    assert len(partial) == 2
+    assert all(i in guard.allowed("walks") and i in guard.allowed("caf") and i not in guard.allowed("walk")
+               for i in partial)
+    assert guard.current_word(encode(byte_level_tokenizer, "The café")) == "café"
+    assert guard.current_word(encode(byte_level_tokenizer, "The caf") + partial[:1]) is None
+
+
+def test_the_engine_guards_checkpoints_that_ship_words(tmp_path: Path, tiny_checkpoint: Path):
+    from storyterm.engine.generation import GenerationRequest, StoryEngine
+    from storyterm.engine.loading import ModelSpec, load_model
+    from storyterm.engine.settings import SamplerSettings
+
+    checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "guarded")
+    known = {w.lower() for line in TINY_CORPUS[:4] for w in words_in(line)}
+    write_known_words(checkpoint, known)
+    plain = StoryEngine(load_model(ModelSpec(str(tiny_checkpoint), device="cpu")))
+    guarded = StoryEngine(load_model(ModelSpec(str(checkpoint), device="cpu")))
+    assert guarded.word_guard_available and not plain.word_guard_available
+
+    def invented(engine, guard: bool) -> list[str]:
+        found = []
+        for seed in range(6):
+            settings = SamplerSettings(max_new_tokens=24, seed=seed, temperature=1.5, word_guard=guard)
+            text = engine.generate(GenerationRequest("drama", "The man walks", settings=settings)).text
+            words = words_in(text)
+            # The last word may be cut by the token limit; every word before it is complete.
+            found += invented_word_rate([" ".join(words[:-1])], known).invented_words.elements()
+        return found
+
+    assert invented(guarded, guard=True) == []
+    assert invented(guarded, guard=False) != []  # the random model makes words up when unguarded
+    assert invented(plain, guard=True) != []  # no words.txt: nothing to guard with
