@@ -302,13 +302,18 @@ def test_min_p_typical_p_and_word_guard_flags_reach_the_settings() -> None:
     from storyterm.cli import build_parser, sampler_settings
 
     def settings_of(*flags: str) -> SamplerSettings:
-        return sampler_settings(build_parser().parse_args(["generate", *flags]), SamplerSettings())
+        return sampler_settings(build_parser().parse_args(["generate", *flags]), {})
 
     assert settings_of() == SamplerSettings()
     chosen = settings_of("--min-p", "0.05", "--typical-p", "0.9", "--no-word-guard")
     assert (chosen.min_p, chosen.typical_p, chosen.word_guard) == (0.05, 0.9, False)
     assert settings_of("--word-guard").word_guard is True
     assert settings_of("--preset", "focused", "--min-p", "0.1").min_p == 0.1
+    # A checkpoint's min-p fills in, the writer's flag wins.
+    from storyterm.cli import build_parser as parser
+
+    assert sampler_settings(parser().parse_args(["generate"]), {"min_p": 0.1}).min_p == 0.1
+    assert sampler_settings(parser().parse_args(["generate", "--min-p", "0"]), {"min_p": 0.1}).min_p == 0.0
 
 
 def test_generate_with_min_p_typical_p_and_no_word_guard(capsys, tiny_checkpoint: Path) -> None:

@@ -28,7 +28,7 @@ from storyterm.engine.settings import DEFAULT_SETTINGS, PRESETS, SamplerSettings
 
 CONFIG_FILE_NAME = "config.toml"
 # What choosing a preset sets (the other fields stay the writer's or the checkpoint's).
-PRESET_FIELDS = frozenset({"temperature", "top_k", "top_p", "repetition_penalty", "do_sample"})
+PRESET_FIELDS = frozenset({"temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty", "do_sample"})
 KNOWN_TABLES = {"general", "genres", "settings", "keys"}
 GENERAL_KEYS = {"preset", "genre", "theme", "instruct"}
 
