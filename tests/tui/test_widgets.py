@@ -122,7 +122,7 @@ async def test_panel_word_guard_switch_and_min_p_typical_p_fields() -> None:
         assert app.changes[-1] == SamplerSettings(word_guard=False)
         panel.query_one("#min_p").value = "1.5"
         await pilot.pause()
-        assert "min_p must be between 0 and 1" in str(panel.query_one("#settings-error").render())
+        assert str(panel.query_one("#min_p-error").render()) == "Min-p must be between 0 and 1 (0 = off)"
         assert panel.query_one("#min_p").has_class("-invalid")
         panel.query_one("#min_p").value = "0.05"
         panel.query_one("#typical_p").value = "0.9"
