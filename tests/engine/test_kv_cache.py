@@ -139,3 +139,20 @@ def test_passages_with_a_reused_sliding_window_cache_equal_fresh_reads(model_zoo
     assert [r.text for r in reused] == [r.text for r in fresh]
     assert all(r.stats.prompt_tokens > SLIDING_WINDOW for r in reused)
     assert sum(r.stats.cached_prompt_tokens > SLIDING_WINDOW for r in reused) >= 2
+
+
+def test_passages_with_a_reused_static_cache_that_has_to_grow_equal_fresh_reads(model_zoo, monkeypatch) -> None:
+    monkeypatch.setattr(generation, "STATIC_CACHE_MIN_PROMPT_TOKENS", 1)
+    monkeypatch.setattr(kv_cache, "STATIC_CACHE_SPARE_PASSAGES", 0)  # no room to spare: every reuse copies
+    monkeypatch.setattr(kv_cache, "STATIC_CACHE_STEP", 1)
+    loaded = load(model_zoo, "llama-sentencepiece")
+    engine = StoryEngine(loaded)
+    grown = []
+    original = kv_cache._copy_into_static
+    monkeypatch.setattr(kv_cache, "_copy_into_static", lambda *args: grown.append(args[2]) or original(*args))
+    reused = passages(engine, 5, fresh=False)
+    fresh = passages(StoryEngine(loaded), 5, fresh=True)
+    assert [r.text for r in reused] == [r.text for r in fresh]
+    assert kv_cache.capacity(engine._prompt_cache._cache) is not None  # the engine did use a static cache
+    assert grown and all(size < loaded.context_window for size in grown)
+    assert sum(r.stats.cached_prompt_tokens > 0 for r in reused) >= 2
