@@ -386,7 +386,7 @@ async def test_tab_in_a_panel_field_moves_focus_even_with_a_pending_passage(make
         assert app.focused is not None and app.focused.id == "top_k"
 
 
-async def test_switching_to_a_free_mode_model_updates_the_picker_and_generates(make_app, make_tiny_checkpoint) -> None:
+async def test_switching_to_a_model_without_genre_tokens_offers_genres_in_words_and_free_mode(make_app, make_tiny_checkpoint) -> None:
     free_model = make_tiny_checkpoint(genres=None)
     app = make_app()
     async with app.run_test(size=APP_SIZE) as pilot:
@@ -399,9 +399,15 @@ async def test_switching_to_a_free_mode_model_updates_the_picker_and_generates(m
         await pilot.click("#load")
         await settle(app, pilot)
         assert app.loaded is not None and app.loaded.genres == [] and app.loaded.name == free_model.name
-        assert app.picker.genre is None
-        assert "Free mode" in str(app.picker.query_one("#genres").get_option_at_index(0).prompt)
+        genre = app.draft.genre
+        assert genre is not None and app.picker.genre == genre  # the genre carries over, now given in words
+        options = app.picker.query_one("#genres")
+        assert "Free" in str(options.get_option_at_index(options.option_count - 1).prompt)
         assert app.status.info.model == free_model.name and app.status.info.load_state == "ready"
+        assert app.status.info.mode == "in words"
+        options.highlighted = options.option_count - 1  # free mode is a choice of its own
+        await pilot.pause()
+        assert app.picker.genre is None and app.status.info.mode == "" and "free mode" in str(app.status.render())
         await type_and_generate(app, pilot, "In the future,")
         assert app.draft.pending is not None and app.draft.pending.genre is None
 

@@ -35,6 +35,14 @@ from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
 from storyterm.story.workspace import Workspace, emergency_dir
 from storyterm.tui.keymap import BY_NAME, STORY_ACTIONS, build_bindings, key_table, pretty_keys, system_commands
+from storyterm.tui.model_modes import (
+    draft_genre,
+    instruct_on,
+    mode_label,
+    offered_genres,
+    remembered_genre,
+    with_checkpoint_defaults,
+)
 from storyterm.tui.widgets.editor import StoryEditor, editor_form
 from storyterm.tui.widgets.genre_picker import GenrePicker
 from storyterm.tui.widgets.main_layout import FOCUS_MODE_BELOW, MainLayout
@@ -298,17 +306,33 @@ class StorytermApp(App[int]):
         self.spec, self.loaded, self.engine, self.load_failed = spec, loaded, engine, None
         self.panel.context_window = loaded.context_window
         self.panel._revalidate()
-        wanted = self.draft.genre or self.config.genre
-        self.picker.set_genres(loaded.genres, wanted)
-        if self.draft.genre != self.picker.genre:
-            self.draft.genre = self.picker.genre
+        self._show_genres(self.draft.genre or self.config.genre)
+        self.picker.set_instruct(loaded.has_chat_template, self.instruct)
+        settings = with_checkpoint_defaults(self.draft.settings, loaded, self.config)
+        if settings != self.draft.settings:  # the checkpoint's defaults, where the writer set nothing
+            self.draft.settings = settings
+            self.panel.set_settings(settings)
         self.draft.model_id = loaded.name
         self._update_status()
-        self.notify(f"Model {loaded.name} ready ({_genre_summary(loaded.genres)})", timeout=3)
+        summary = _genre_summary(list(offered_genres(loaded, self.config).genres), bool(loaded.genres))
+        self.notify(f"Model {loaded.name} ready ({summary}{', instruct mode' if self.instruct else ''})", timeout=3)
         self._schedule_context_usage(0)
         if self._generate_when_loaded:
             self._generate_when_loaded = False
             self.action_generate()
+
+    def _show_genres(self, selected: str | None) -> None:
+        """The picker shows the model's genre tokens, or genres in words (with free mode as a choice)."""
+        assert self.loaded is not None
+        choice = offered_genres(self.loaded, self.config)
+        self.picker.set_genres(list(choice.genres), selected, in_words=choice.in_words)
+        if self.draft.genre != self.picker.genre:
+            self.draft.genre = self.picker.genre
+
+    @property
+    def instruct(self) -> bool:
+        """Instruct mode: the loaded model has a chat template and the writer has not switched it off."""
+        return instruct_on(self.loaded, self.config)
 
     def _load_failed(self, spec: ModelSpec, message: str) -> None:
         from storyterm.tui.screens.model_switch import for_editor
@@ -387,7 +411,7 @@ class StorytermApp(App[int]):
         if starter:
             return starter
         title = self.picker.title_text
-        if title:
+        if title and not self.instruct:  # a chat model is told the title in its request instead
             return title_prompt(title, self.picker.genre)
         return ""
 
@@ -399,6 +423,9 @@ class StorytermApp(App[int]):
             story=self.draft.text,
             memory=self.draft.memory,
             settings=self.draft.settings,
+            word_genres=self.config.word_genres,
+            instruct=self.instruct,
+            title=self.picker.title_text,
         )
 
     def _start_stream(self, story: str | None = None) -> None:
@@ -617,9 +644,16 @@ class StorytermApp(App[int]):
     @on(GenrePicker.GenreChosen)
     def _genre_chosen(self, message: GenrePicker.GenreChosen) -> None:
         self.draft.genre = message.genre
-        self.config.genre = message.genre
+        self.config.genre = remembered_genre(message.genre)
         self._remember_config()
         self._story_changed()
+
+    @on(GenrePicker.InstructChanged)
+    def _instruct_changed(self, message: GenrePicker.InstructChanged) -> None:
+        self.config.instruct = message.instruct
+        self._remember_config()
+        self._update_status()
+        self._schedule_context_usage(0)
 
     @on(GenrePicker.StarterChosen)
     def _starter_chosen(self, message: GenrePicker.StarterChosen) -> None:
@@ -637,7 +671,7 @@ class StorytermApp(App[int]):
     @on(GenrePicker.TitleSubmitted)
     def _title_submitted(self, message: GenrePicker.TitleSubmitted) -> None:
         self.draft.title = message.title
-        if not self.draft.text.strip() and not self.generating:
+        if not self.draft.text.strip() and not self.generating and not self.instruct:
             self.draft.set_text(title_prompt(message.title, self.picker.genre), coalesce=False)
             self._refresh_editor()
         self.editor.focus()
@@ -674,6 +708,7 @@ class StorytermApp(App[int]):
             device=str(loaded.device) if loaded else self.spec.device,
             dtype=dtype_name(loaded.dtype) if loaded else self.spec.dtype,
             load_state=state,
+            mode=mode_label(loaded, self.picker.genre, self.instruct),
             context_window=loaded.context_window if loaded else None,
             draft_name=self.draft_path.stem if self.draft_path else self.draft.title,
             saved=not self.autosaver.dirty or not self._worth_saving(),
@@ -711,7 +746,7 @@ class StorytermApp(App[int]):
     # tick), structural changes (accept, generate, switch, dismiss, undo, settings) at once, and on quit/SIGTERM.
 
     def _new_draft(self) -> Draft:
-        return Draft(genre=self.config.genre, settings=self.config.settings)
+        return Draft(genre=draft_genre(self.config.genre), settings=self.config.settings)
 
     def _worth_saving(self) -> bool:
         return self.workspace.worth_saving()
@@ -816,9 +851,7 @@ class StorytermApp(App[int]):
         self.panel.set_memory(draft.memory)
         self.picker.set_title(draft.title if draft.title != "Untitled" else "")
         if self.loaded is not None:
-            self.picker.set_genres(self.loaded.genres, draft.genre)
-            if draft.genre != self.picker.genre:
-                self.draft.genre = self.picker.genre
+            self._show_genres(draft.genre)
         self.editor.show("", "")
         self._refresh_editor()
         self.editor.move_cursor(self.editor.document.end)
@@ -998,8 +1031,10 @@ def _draft_label(info: DraftInfo) -> str:
     return f"{info.title}{genre} · {info.words} words · {info.modified:%Y-%m-%d %H:%M} · {info.path.name}"
 
 
-def _genre_summary(genres: list[str]) -> str:
-    return f"{len(genres)} genres" if genres else "free mode"
+def _genre_summary(genres: list[str], tokens: bool = True) -> str:
+    if not genres:
+        return "free mode"
+    return f"{len(genres)} genres" if tokens else f"{len(genres)} genres in words"
 
 
 def debug_log_path() -> Path:

@@ -1,4 +1,5 @@
-"""Suggested opening prompts per genre (the seed app's own lists, plus a few for genres it had none for)."""
+"""Suggested opening prompts per genre (the seed app's own lists, plus a few for genres it had none for, and for
+the default genres in words)."""
 
 from __future__ import annotations
 
@@ -31,6 +32,13 @@ STARTERS: dict[str, list[str]] = {
         "An undercover cop poses as a gangster",
     ],
     "drama": ["After the funeral,", "Two estranged sisters", "A struggling musician"],
+    # For the genres given in words to models without genre tokens (engine/genres.py).
+    "comedy": ["A wedding planner who hates weddings", "On the worst day of his life,", "Two rival food trucks"],
+    "romance": ["They met on the last train home", "Every summer, she returns to the island", "A letter arrives"],
+    "western": ["The stranger rode into town at noon", "The sheriff of Red Creek", "Across the dry plains,"],
+    "fantasy": ["The dragon had slept for a thousand years", "A young mage", "Beyond the northern forest,"],
+    "mystery": ["The body was found in the library", "Nobody had opened the locked room since", "A missing heiress"],
+    "adventure": ["The map led to an island no chart showed", "A treasure hunter", "Deep in the jungle,"],
 }
 
 

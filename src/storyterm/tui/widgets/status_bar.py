@@ -23,6 +23,7 @@ class StatusInfo:
     saved: bool = True
     alternative: tuple[int, int] | None = None   # (index + 1, count) of the pending passage
     genre: str | None = None                     # None: free mode
+    mode: str = ""                               # instruct | in words (genre sentence) | "" (genre tokens)
     words: int = 0
 
 
@@ -57,6 +58,7 @@ class StatusBar(Static):
             (9, Text(f"{info.device} {info.dtype}"), " "),
             (0, Text(info.load_state), SEPARATOR),
             (2, Text(info.genre or "free mode"), SEPARATOR),
+            (2, Text(info.mode), SEPARATOR),
             (4, Text(f"{info.words} words"), SEPARATOR),
             (7, Text(speed), SEPARATOR),
             (10, Text(ttft), " "),
