@@ -37,11 +37,7 @@ def test_generating(snap_compare, make_app, scripted_engine) -> None:
 
     async def run_before(pilot: Pilot) -> None:
         await pilot.app.workers.wait_for_complete()
-        # Saved once, then one more key: "untitled ●" however fast the keys went in (no autosave in between).
-        pilot.app.autosaver.typing_delay_s = 3600
-        await pilot.press(*"Luigi enters a haunted resort")
-        pilot.app.save_now()
-        await pilot.press(".")
+        await pilot.press(*"Luigi enters a haunted resort.")
         await pilot.press("ctrl+g")
         while not engines[0].paused.is_set():
             await pilot.pause(0.02)
