@@ -335,8 +335,10 @@ class StoryEngine:
         if trimmed:
             if closing_ids:  # an instruct request is kept whole: cut, it would stop making sense
                 if len(header_ids) >= budget:
-                    raise StorytermError("the instruct request (memory, title) fills this model's context: "
-                                         "shorten the memory, or turn instruct mode off")
+                    raise StorytermError(
+                        f"the instruct request and a {request.settings.max_new_tokens}-token passage fill this "
+                        f"model's {self.loaded.context_window}-token context: shorten the memory or the passage "
+                        "length, or turn instruct mode off")
             else:
                 # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
                 header_cap = max(1, budget - min(len(story_ids), budget // 2))
