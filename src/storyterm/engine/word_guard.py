@@ -103,7 +103,15 @@ class WordGuard:
         self.partial: list[int] = []  # tokens holding part of a multi-byte character
         self.kind = [_NO_LETTERS] * self.size
         self.trailing_ok = [True] * self.size  # the word a token starts after a non-letter begins a known word
-        self._trie: dict = {}  # leading lower-case letters -> {char: node, "open": [ids], "closed": [ids]}
+        # Tries walked together: known words (char -> node; "" marks a word end) and tokens' leading lower-case
+        # letters (node = [children, ids of letter-only tokens, ids of tokens that also end the word]).
+        self._word_trie: dict = {}
+        for word in self.words:
+            node = self._word_trie
+            for char in word:
+                node = node.setdefault(char, {})
+            node[""] = True
+        self._trie: list = [{}, [], []]
         for token_id, text in enumerate(self.texts):
             if _REPLACEMENT in text:
                 self.partial.append(token_id)
@@ -120,11 +128,11 @@ class WordGuard:
             if self.kind[token_id] == _LOWER_LETTERS:
                 node = self._trie
                 for char in letters:
-                    node = node.setdefault(char, {})
+                    node = node[0].setdefault(char, [{}, [], []])
                 if not closes:
-                    node.setdefault("open", []).append(token_id)
+                    node[1].append(token_id)
                 elif self.trailing_ok[token_id]:
-                    node.setdefault("closed", []).append(token_id)
+                    node[2].append(token_id)
         self._continuations: dict[str, list[int]] = {}
         self._pending: dict[tuple[str, bytes], list[int]] = {}
         self._masks: dict[tuple[int, str], dict[str, torch.Tensor]] = {}
@@ -177,23 +185,33 @@ class WordGuard:
         if cached is not None:
             return cached
         found: list[int] = []
-        self._walk(self._trie, word, found)
+        node = self._word_trie
+        for char in word:
+            node = node.get(char)
+            if node is None:
+                break
+        else:
+            self._walk(self._trie, node, found)
         if len(self._continuations) >= _CACHE_LIMIT:
             self._continuations.clear()
         self._continuations[word] = found
         return found
 
-    def _walk(self, node: dict, spelled: str, found: list[int]) -> None:
-        for char, child in node.items():
-            if len(char) != 1:
+    def _walk(self, token_node: list, word_node: dict, found: list[int]) -> None:
+        """Follow the characters both tries have (iterating the smaller child set)."""
+        children = token_node[0]
+        if len(children) <= len(word_node):
+            pairs = ((child, word_node.get(char)) for char, child in children.items())
+        else:
+            pairs = ((children.get(char), child) for char, child in word_node.items() if char)
+        for token_child, word_child in pairs:
+            if token_child is None or word_child is None:
                 continue
-            longer = spelled + char
-            if longer not in self.prefixes:
-                continue
-            found.extend(child.get("open", ()))
-            if longer in self.words:
-                found.extend(child.get("closed", ()))
-            self._walk(child, longer, found)
+            found.extend(token_child[1])
+            if "" in word_child:
+                found.extend(token_child[2])
+            if token_child[0]:
+                self._walk(token_child, word_child, found)
 
     def allowed(self, word: str | None, writers: bool = True) -> set[int]:
         """The allowed token ids after ``word`` (a slow, readable reference of ``blocked_mask``; for tests)."""
