@@ -45,6 +45,15 @@ MOVIES_LABELS: dict[str, str] = {
     "Romance": "drama",
     "History": "drama",
 }
+SOURCES = """## Sources and licences
+
+- Wikipedia movie plots (1 000 plots of the original Genre-Based-Story-Generator project's evaluation file, MIT
+  licence, itself cleaned from the Kaggle "Wikipedia Movie Plots" dataset; and 1 999 plots of 1901–1935 films from
+  that dataset's CSV): plot text from Wikipedia, CC BY-SA 4.0.
+- Netflix Movies and TV Shows (Kaggle): one-sentence descriptions with their categories.
+- The Movies Dataset (Kaggle, CC0): overviews with their TMDB genre lists.
+- 100 of the 1 000 plots are held out as the test set and are kept out of every source's training text (matched
+  by normalised text), as are the 46 development plots."""
 MEMORY_SHARE = 0.5
 MAX_MEMORY_NAMES = 3
 _KEY_CHARS = 300
@@ -162,5 +171,6 @@ def prepare_builtin_data(data_dir: Path = DEFAULT_DATA_DIR, work_dir: Path = DEF
                               for name, stories in kept.items()}),
     }
     write_json(work_dir / "v4" / "counts.json", summary)
+    (work_dir / "v4" / "SOURCES.md").write_text(SOURCES + "\n", encoding="utf-8")
     summaries["v4"] = summary
     return summaries

@@ -56,6 +56,7 @@ from .data import (
 log = logging.getLogger("training.train")
 
 # GPT-2 shapes: (layers, width, heads). "gpt2" is the 124M original.
+SOURCES_FILE = "SOURCES.md"
 PRESETS: dict[str, tuple[int, int, int]] = {
     "tiny": (2, 64, 2),
     "mini": (4, 256, 4),
@@ -425,6 +426,7 @@ def write_model_card(path: Path, info: dict) -> None:
         f"- training stories: {info['train_stories']} ({info['train_counts']})",
         f"- eval stories: {info['eval_stories']}",
         "",
+        *sources_section(info["train_files"]),
         "## Settings",
         "",
         "```json",
@@ -447,6 +449,14 @@ def write_model_card(path: Path, info: dict) -> None:
     for genre, text in info["samples"].items():
         lines += [f"**{genre}**: {text}", ""]
     path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def sources_section(train_files) -> list[str]:
+    """The ``SOURCES.md`` that a data recipe wrote beside its training files (sources and licences), if any."""
+    folders = dict.fromkeys(Path(p).parent for p in train_files)
+    texts = [(folder / SOURCES_FILE).read_text(encoding="utf-8").strip() for folder in folders
+             if (folder / SOURCES_FILE).is_file()]
+    return [line for text in texts for line in [*text.splitlines(), ""]]
 
 
 def _fmt(value) -> str:

@@ -103,3 +103,15 @@ def test_memory_header_uses_the_engines_memory_layout():
     assert sorted(memory.lstrip("[").split(", ")) == ["Anna", "Tom"]
     assert with_names.line().startswith(build_header("drama", memory.lstrip("[")))
     assert with_memory([story], {"meets"}, seed=0, share=0.0) == [story]
+
+
+def test_the_model_card_names_the_sources_and_licences(tmp_path: Path):
+    from training.train import sources_section
+
+    data = make_data_dir(tmp_path / "data", eval_plot="placeholder text that is long enough")
+    prepare_builtin_data(data, tmp_path / "work")
+    section = "\n".join(sources_section(sorted((tmp_path / "work" / "v4").glob("*.txt"))))
+    assert section.startswith("## Sources and licences")
+    assert section.count("## Sources and licences") == 1      # one folder, named once
+    assert "CC BY-SA 4.0" in section and "CC0" in section
+    assert sources_section([tmp_path / "elsewhere" / "train.txt"]) == []
