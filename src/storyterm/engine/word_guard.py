@@ -8,8 +8,9 @@ the word being written (the letters at the end of the text, :mod:`storyterm.engi
   complete known word;
 * a token that starts a new lower-case word inside it (" the", ".the") only if that start begins a known word.
 
-Words with a capital anywhere are free (names), so is a word the writer left unfinished that no known word starts
-with, and so are tokens holding part of a multi-byte character. If a row would be left with no allowed token,
+Words with a capital anywhere are free (names) — but a lower-case word the model is writing stays lower-case: a
+token with capitals never glues onto it ("ambula" + "The") — so is a word the writer left unfinished that no known
+word starts with, and so are tokens holding part of a multi-byte character. If a row would be left with no allowed token,
 it is left unchanged (never a row of -inf, never NaNs).
 
 Cost: per-token properties (text, leading and trailing letters) are computed once per tokenizer; the tokens that
@@ -225,7 +226,8 @@ class WordGuard:
             kind = self.kind[token_id]
             if not self.trailing_ok[token_id] or token_id in self.partial:
                 continue
-            if state == "free" or kind == _FREE_LETTERS or (kind == _NO_LETTERS and complete):
+            # Capitals start a new word (a name) but never glue onto a lower-case one ("ambulaThe").
+            if state == "free" or (kind == _NO_LETTERS and complete) or (kind == _FREE_LETTERS and state == "start"):
                 result.add(token_id)
         if state in ("start", "word"):
             result.update(self.continuations(word))
@@ -244,16 +246,16 @@ class WordGuard:
             partial = torch.zeros(vocab, dtype=torch.bool)
             partial[[i for i in self.partial if i < vocab]] = True
             ok &= ~partial
-            ends = ok & (kind != _LOWER_LETTERS)  # tokens that end the word (or add capitals to it)
-            capitals = ok & (kind == _FREE_LETTERS)
+            ends = ok & (kind == _NO_LETTERS)  # tokens that end the word
+            capitals = ok & (kind == _FREE_LETTERS)  # a new capitalised word: only where no word is open
             masks = {
                 "free": ~(ok | partial),
                 "end": ~ends,
                 "complete": ~(ends | partial),
-                "incomplete": ~capitals,
-                "incomplete_non_ascii": ~(capitals | partial),
+                "incomplete": torch.ones(vocab, dtype=torch.bool),
+                "incomplete_non_ascii": ~partial,
             }
-            start = masks["complete"].clone()
+            start = ~(ends | partial | capitals)
             start[torch.tensor(self.continuations(""), dtype=torch.long)] = False
             masks["start"] = start
             masks = {name: mask.to(device) for name, mask in masks.items()}
