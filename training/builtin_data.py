@@ -3,8 +3,10 @@
 * ``plots/``: the 1 000 Wikipedia plots of the original project, 10 % per genre held out (at least 2) as
   ``plots/eval.txt`` — the test set of the targets, never trained on (the same 100 plots as v1–v3);
 * ``plots-dev/``: the other 900 split again, 5 % as the development set the Trainer evaluates on;
-* ``wiki/``: the Wikipedia plots of 1901–1935 films (Kaggle CSV rows);
-* ``netflix/``: Netflix blurbs; ``movies/``: The Movies Dataset overviews.
+* ``v4/``: the training files of v4 — ``plots-dev.txt`` (the 854 training plots), ``wiki.txt`` (the Wikipedia
+  plots of 1901–1935 films, Kaggle CSV rows), ``netflix.txt`` (Netflix blurbs), ``movies.txt`` (The Movies Dataset
+  overviews) — with ``counts.json`` and ``SOURCES.md`` (sources and licences, copied into the model card);
+* ``netflix/``: v3's Netflix file (only the blurbs that map onto the six genres), to train v3 again.
 
 Every source is mapped onto the six classic genres; a story with no classic genre (comedy, western, musical,
 documentary…) is kept under the *neutral* header ``<BOS>`` alone — it still teaches English, and it is exactly the
@@ -143,6 +145,9 @@ def prepare_builtin_data(data_dir: Path = DEFAULT_DATA_DIR, work_dir: Path = DEF
     summaries = {
         "plots": prepare([plots_file], work_dir / "plots", eval_fraction=0.1, min_eval_per_genre=2),
         "plots-dev": prepare([work_dir / "plots" / "train.txt"], work_dir / "plots-dev", eval_fraction=0.05),
+        # v3's second source (mapped blurbs only), which v4 starts from: kept so v3 can be trained again.
+        "netflix": prepare([data_dir / "netflix" / "netflix_titles.csv"], work_dir / "netflix", fmt="netflix",
+                           eval_fraction=0),
     }
     held_out = [dedup_key(s.text) for s in read_stories([work_dir / "plots" / "eval.txt",
                                                           work_dir / "plots-dev" / "eval.txt"])]

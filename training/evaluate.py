@@ -238,7 +238,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def update_model_card(checkpoint: Path, report: dict) -> None:
-    """Rewrite the checkpoint's model card with this evaluation (metrics, not samples: the card keeps its own)."""
+    """Rewrite the checkpoint's model card with this evaluation. Samples drawn here (through the engine, with the
+    checkpoint's current defaults — what a writer gets) replace the ones training drew, with their invented-word
+    rate; without samples the card keeps its own."""
     from .train import write_model_card
 
     info_file = checkpoint / "training_info.json"
@@ -248,6 +250,10 @@ def update_model_card(checkpoint: Path, report: dict) -> None:
     summary = {key: report[key] for key in ("eval_files", "stories", "story_counts", "perplexity", "bits_per_byte")}
     accuracy = report["genre_accuracy"]
     summary["genre_accuracy"] = {key: accuracy[key] for key in ("accuracy", "balanced_accuracy", "chance", "per_genre")}
+    if report.get("samples"):
+        info["samples"] = {genre: texts[0] for genre, texts in report["samples"].items() if texts}
+        if "invented_words" in report:
+            summary["samples_invented_word_rate"] = report["invented_words"]["invented_word_rate"]
     info["evaluation"] = summary
     info_file.write_text(json.dumps(info, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     write_model_card(checkpoint / "README.md", info)

@@ -604,7 +604,8 @@ def save_checkpoint(args, trainer, data: PreparedData, result, metrics: dict, st
 def _counts(stories: Sequence[TokenizedStory]) -> dict[str, int]:
     counts: dict[str, int] = {}
     for story in stories:
-        counts[story.genre] = counts.get(story.genre, 0) + 1
+        genre = story.genre or "(neutral header)"
+        counts[genre] = counts.get(genre, 0) + 1
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 

@@ -71,7 +71,17 @@ def test_trained_model_has_lower_perplexity_than_untrained_on_its_training_lines
                           "--update-model-card"]) == 0
     card = (tuned / "README.md").read_text()
     assert "## Evaluation" in card and '"bits_per_byte"' in card
-    assert json.loads((tuned / "training_info.json").read_text())["evaluation"]["stories"] == len(LINES) * 3
+    info = json.loads((tuned / "training_info.json").read_text())
+    assert info["evaluation"]["stories"] == len(LINES) * 3
+    assert info["samples"] == {}                       # trained with --skip-samples; none drawn here either
+
+    assert evaluate_main([str(tuned), str(data), "--samples-per-genre", "1", "--no-progress", "--seed", "5",
+                          "--update-model-card"]) == 0
+    info = json.loads((tuned / "training_info.json").read_text())
+    assert set(info["samples"]) == {g for g, _ in LINES}
+    assert info["evaluation"]["samples_invented_word_rate"] >= 0
+    card = (tuned / "README.md").read_text()
+    assert all(f"**{genre}**: {text}" in card for genre, text in info["samples"].items())
 
 
 def test_cli_prints_json_and_writes_the_output_file(tmp_path: Path, tiny_checkpoint, capsys):
