@@ -27,7 +27,8 @@ def uses_any(text: str, names: Sequence[str]) -> bool:
     return any(re.search(rf"\b{re.escape(name)}\b", text) for name in names)
 
 
-def probe(checkpoint: str, *, max_new_tokens: int = 80, seed: int = 0, dtype: str = "fp32") -> dict:
+def probe(checkpoint: str, *, max_new_tokens: int = 80, seed: int = 0, dtype: str = "fp32",
+          name_sets: Sequence[Sequence[str]] = NAME_SETS) -> dict:
     from storyterm.engine import GenerationRequest, ModelSpec, StoryEngine, load_model
 
     loaded = load_model(ModelSpec(source=checkpoint, device="cpu", dtype=dtype))
@@ -37,7 +38,7 @@ def probe(checkpoint: str, *, max_new_tokens: int = 80, seed: int = 0, dtype: st
     counts = {"with_memory": 0, "without_memory": 0, "passages": 0}
     examples = []
     for genre_index, genre in enumerate(genres):
-        for names_index, names in enumerate(NAME_SETS):
+        for names_index, names in enumerate(name_sets):
             for starter_index, starter in enumerate(STARTERS):
                 run_seed = seed + 1000 * genre_index + 100 * names_index + starter_index
                 request_settings = settings.with_changes(seed=run_seed)
@@ -54,6 +55,7 @@ def probe(checkpoint: str, *, max_new_tokens: int = 80, seed: int = 0, dtype: st
         "passages": total,
         "memory_name_use": counts["with_memory"] / total,
         "baseline_without_memory": counts["without_memory"] / total,
+        "names": [", ".join(names) for names in name_sets],
         "settings": settings.to_dict(),
         "examples": examples,
     }
@@ -65,9 +67,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--max-new-tokens", type=int, default=80)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dtype", default="fp32")
+    parser.add_argument("--names", action="append", metavar="A,B,C",
+                        help="a set of names for Memory (repeatable; default: three sets of uncommon names)")
     parser.add_argument("--output", type=Path, help="also write the JSON report here")
     args = parser.parse_args(argv)
-    report = probe(args.checkpoint, max_new_tokens=args.max_new_tokens, seed=args.seed, dtype=args.dtype)
+    name_sets = [[n.strip() for n in names.split(",") if n.strip()] for names in args.names] if args.names else NAME_SETS
+    report = probe(args.checkpoint, max_new_tokens=args.max_new_tokens, seed=args.seed, dtype=args.dtype,
+                   name_sets=name_sets)
     text = json.dumps(report, indent=2, ensure_ascii=False)
     if args.output:
         args.output.parent.mkdir(parents=True, exist_ok=True)
