@@ -193,3 +193,51 @@ async def test_a_crash_exits_non_zero(make_app) -> None:
             app.call_later(boom)
             await pilot.pause()
     assert exit_code(app, None) == 1
+
+
+async def test_a_burst_of_keystrokes_reads_the_whole_story_once_not_per_key(
+    make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A paste that arrives as keystrokes (no bracketed paste): each key used to read and compare the whole
+    story (O(story) per key, a 30 KB paste took minutes)."""
+    from textual import events
+
+    from storyterm.tui.widgets.editor import StoryEditor
+
+    path = tmp_path / "big.json"
+    story = "The lighthouse keeper counts the ships. " * 5000  # 200 KB
+    save_draft(Draft(title="Big", text=story), path)
+    reads = []
+    original = StoryEditor.story_text
+
+    def counting(editor: StoryEditor) -> str:
+        reads.append(1)
+        return original.fget(editor)
+
+    monkeypatch.setattr(StoryEditor, "story_text", property(counting))
+    app = make_app(draft_path=path)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        reads.clear()
+        pasted = "and the fog rolls in"
+        for character in pasted:  # queued at once, as a terminal delivers a paste without bracketed paste
+            key = "space" if character == " " else character
+            app.editor.post_message(events.Key(key, character))
+        await pilot.pause()
+        await pilot.pause()
+        assert app.draft.text == story + pasted and app.editor.text == story + pasted
+        assert len(reads) <= 3, len(reads)
+        await pilot.press("ctrl+q")
+    assert load_draft(path).text == story + pasted
+
+
+async def test_the_editor_counts_wrapped_rows_without_summing_every_line(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press(*"Line one is long enough to wrap around the editor at this width, surely, yes", "enter")
+        await pilot.press(*"two", "enter", "enter", *"four")
+        document = app.editor.wrapped_document
+        assert document.height == sum(len(offsets) + 1 for offsets in document._wrap_offsets) > 4
+        await pilot.press("ctrl+q")

@@ -154,7 +154,8 @@ class Workspace:
 
     def worth_saving(self) -> bool:
         """A new draft gets its file with its first words, not when the app merely opened."""
-        return self._claimed or bool(self.draft.text.strip() or self.draft.passages)
+        text = self.draft.text
+        return self._claimed or bool(text and not text.isspace()) or bool(self.draft.passages)
 
     @property
     def unsaved_work(self) -> bool:

@@ -136,6 +136,7 @@ class StorytermApp(App[int]):
         self._save_error: str | None = None
         self.use_session = use_session
         self.session: Session | None = None
+        self._editor_ahead = False  # the editor holds typing the Draft has not seen yet (see sync_editor)
         self.exit_message: str | None = None  # run_app prints it on stderr (e.g. where the emergency copy is)
         self._emergency: tuple[int, Path] | None = None  # (draft revision, copy) of the last emergency copy
 
@@ -585,7 +586,8 @@ class StorytermApp(App[int]):
         if action == "accept":
             # The key accepts only in the editor and only with something to accept; anywhere else tab moves
             # focus (None: the footer shows Accept greyed). The palette passes anywhere=True.
-            if not (self.generating or self.draft.pending is not None):
+            shown = self.draft.pending is not None and bool(self.editor.pending_text)  # not typed over
+            if not (self.generating or shown):
                 return False
             return True if parameters == (True,) or isinstance(self.focused, StoryEditor) else None
         if action == "stop":
@@ -601,14 +603,37 @@ class StorytermApp(App[int]):
 
     # -- the writer's edits ---------------------------------------------------------------------------------------
 
+    # Reading the editor's whole text costs O(story), so it is not done per keystroke: a change only marks the
+    # editor ahead of the Draft, and one sync runs after the keys already queued (a paste that arrives as
+    # keystrokes costs one read, not one per character). Every action syncs first (run_action), and so do the
+    # autosave tick, quit and the signal handlers.
+
     @on(TextArea.Changed, "#editor")
     def _editor_changed(self, event: TextArea.Changed) -> None:
+        if self.generating or self._editor_ahead:
+            return
+        self._editor_ahead = True
+        self.call_later(self.sync_editor)
+
+    @on(StoryEditor.PendingDismissedByEdit)
+    def _pending_dismissed_by_edit(self) -> None:
+        self.sync_editor()
+
+    def sync_editor(self) -> None:
+        """Bring the Draft up to the editor's text (typing since the last sync)."""
+        if not self._editor_ahead:
+            return
+        self._editor_ahead = False
         if self.generating:
             return
         story = self.editor.story_text
         if story != editor_form(self.draft.text):
             self.draft.set_text(story)  # also hides a pending passage the writer typed over
             self._story_changed(typing=True)
+
+    async def run_action(self, action: Any, default_namespace: Any = None, namespaces: Any = None) -> bool:
+        self.sync_editor()
+        return await super().run_action(action, default_namespace, namespaces)
 
     def _story_changed(self, *, typing: bool = False) -> None:
         """After every change: typing is saved by the autosave tick, anything structural right away."""
@@ -657,6 +682,7 @@ class StorytermApp(App[int]):
 
     @on(GenrePicker.StarterChosen)
     def _starter_chosen(self, message: GenrePicker.StarterChosen) -> None:
+        self.sync_editor()
         if self.generating:
             return
         if self.draft.text.strip():
@@ -670,6 +696,7 @@ class StorytermApp(App[int]):
 
     @on(GenrePicker.TitleSubmitted)
     def _title_submitted(self, message: GenrePicker.TitleSubmitted) -> None:
+        self.sync_editor()
         self.draft.title = message.title
         if not self.draft.text.strip() and not self.generating and not self.instruct:
             self.draft.set_text(title_prompt(message.title, self.picker.genre), coalesce=False)
@@ -752,6 +779,7 @@ class StorytermApp(App[int]):
         return self.workspace.worth_saving()
 
     def _autosave_tick(self) -> None:
+        self.sync_editor()
         try:
             saved = self.workspace.maybe_save()
         except StorytermError as error:
@@ -911,6 +939,7 @@ class StorytermApp(App[int]):
         """Stop a run and save; True when nothing is left unsaved."""
         if self._stream is not None:
             self._stream.cancel()
+        self.sync_editor()
         self.save_now()
         return not self.workspace.unsaved_work
 
