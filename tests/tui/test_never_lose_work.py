@@ -241,3 +241,26 @@ async def test_the_editor_counts_wrapped_rows_without_summing_every_line(make_ap
         document = app.editor.wrapped_document
         assert document.height == sum(len(offsets) + 1 for offsets in document._wrap_offsets) > 4
         await pilot.press("ctrl+q")
+
+
+async def test_generations_leave_no_dead_footer_keys_behind(make_app, scripted_engine) -> None:
+    """Each bindings change rebuilt the footer and kept the old FooterKey widgets alive (~18 per generation)."""
+    import gc
+
+    from textual.widgets._footer import FooterKey
+
+    def dead_keys() -> int:
+        gc.collect()
+        return sum(1 for o in gc.get_objects() if isinstance(o, FooterKey) and not o.is_attached)
+
+    app = make_app(engine_factory=scripted_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press(*"The ghost")
+        for _ in range(6):
+            await pilot.press("ctrl+e")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert len(app.draft.passages) >= 5
+        assert dead_keys() <= 20  # at most one rebuild's worth waiting for the collector, not one per generation
+        await pilot.press("ctrl+q")

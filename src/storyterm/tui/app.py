@@ -23,7 +23,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
-from textual.widgets import Footer, Header, Input, TextArea
+from textual.widgets import Header, Input, TextArea
 from textual.worker import get_current_worker
 
 from storyterm.config import DEFAULT_KEYS, load_config, save_config
@@ -44,6 +44,7 @@ from storyterm.tui.model_modes import (
     with_checkpoint_defaults,
 )
 from storyterm.tui.widgets.editor import StoryEditor, editor_form
+from storyterm.tui.widgets.footer import StoryFooter
 from storyterm.tui.widgets.genre_picker import GenrePicker
 from storyterm.tui.widgets.main_layout import FOCUS_MODE_BELOW, MainLayout
 from storyterm.tui.widgets.parameter_panel import ParameterPanel
@@ -173,7 +174,7 @@ class StorytermApp(App[int]):
             )
             yield ParameterPanel(self.draft.settings, self.draft.memory, id="parameters")
         yield StatusBar(id="status")
-        yield Footer(compact=True)  # compact: the story keys fit in 80 columns
+        yield StoryFooter(compact=True)  # compact: the story keys fit in 80 columns
 
     @property
     def editor(self) -> StoryEditor:

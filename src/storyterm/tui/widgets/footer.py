@@ -1,0 +1,40 @@
+"""The key footer, without the memory leak of Textual's: every bindings change (twice per generation) rebuilds
+the footer, and each ``FooterKey``'s ``data_bind(compact=...)`` leaves a watcher on the footer that Textual prunes
+only when ``compact`` changes (never, here), keeping every old key widget alive (~18 per generation)."""
+
+from __future__ import annotations
+
+from textual.screen import Screen
+from textual.widgets import Footer
+
+
+class StoryFooter(Footer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._shown: tuple | None = None
+
+    def bindings_changed(self, screen: Screen) -> None:
+        # Rebuild only when what the footer shows changed (enabled state included), not on every refresh.
+        if self.is_attached and screen is self.screen:
+            shown = _signature(screen)
+            if shown == self._shown and self._bindings_ready:
+                return
+            self._shown = shown
+        super().bindings_changed(screen)
+
+    async def recompose(self) -> None:
+        await super().recompose()
+        self.prune_watchers()
+
+    def prune_watchers(self) -> None:
+        """Forget the data-bind watchers of key widgets that were removed."""
+        for watchers in getattr(self, "__watchers", {}).values():
+            watchers[:] = [(node, callback) for node, callback in watchers
+                           if not (node._closing or node._closed)]
+
+
+def _signature(screen: Screen) -> tuple:
+    return tuple(
+        (key, binding.action, binding.description, binding.show, enabled)
+        for key, (_node, binding, enabled, _tooltip) in screen.active_bindings.items()
+    )
