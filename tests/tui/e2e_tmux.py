@@ -93,6 +93,42 @@ def two_new_draft_windows(command: str, drafts: Path) -> int:
     return 0
 
 
+def paste_as_keystrokes(command: str, drafts: Path) -> int:
+    """Issue 12: a paste that arrives as keystrokes (tmux send-keys -l: no bracketed paste) into a 200 KB story
+    must not cost O(story) per key (it took minutes) and must all reach the saved draft."""
+    sys.path.insert(0, str(TESTS_DIR.parent / "src"))
+    from storyterm.story import Draft, load_draft, save_draft
+
+    drafts.mkdir(parents=True, exist_ok=True)
+    path = drafts / "big.json"
+    story = "The lighthouse keeper counts the ships.\n" * 5000
+    save_draft(Draft("Big", text=story), path)
+    pasted = "and the fog rolls in over the rocks " * 60  # 2 160 characters
+    window = f"{SESSION}-paste"
+    try:
+        tmux("new-session", "-d", "-s", window, "-x", str(WIDTH), "-y", str(HEIGHT), f"{command} {path}")
+        wait_for("200 KB draft open", lambda s: "Generate" in s and "lighthouse" in s, timeout=30, session=window)
+        started = time.monotonic()
+        for start in range(0, len(pasted), 200):
+            send("-l", pasted[start:start + 200], session=window)
+        wait_for("the pasted keys reached the editor", lambda s: "rocks and the fog" in s, timeout=120,
+                 session=window)
+        send("C-q", session=window)
+        if not wait_gone(window, timeout=60):
+            print("  FAIL ctrl+q after the paste did not quit")
+            return 1
+        elapsed = time.monotonic() - started
+    finally:
+        if session_alive(window):
+            tmux("kill-session", "-t", window, check=False)
+    text = load_draft(path).text
+    if text != story + pasted:
+        print(f"  FAIL the saved draft should end with the whole paste; it ends with {text[-80:]!r}")
+        return 1
+    print(f"  ok   {len(pasted)} characters pasted as keystrokes into 200 KB, saved in {elapsed:.1f} s")
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="checkpoint directory (default: build the tiny test checkpoint)")
@@ -159,6 +195,8 @@ def main() -> int:
             return 1
         print(f"  ok   draft on disk holds the accepted passage ({len(story)} characters)")
         if two_new_draft_windows(command, Path(env["XDG_DATA_HOME"]) / "storyterm" / "drafts"):
+            return 1
+        if paste_as_keystrokes(command, Path(env["XDG_DATA_HOME"]) / "storyterm" / "drafts"):
             return 1
         print("e2e: PASS")
         return 0
