@@ -238,7 +238,7 @@ def test_generation_with_a_very_long_draft_keeps_producing_text(fp32_model, monk
     budget = fp32_model.context_window - GREEDY.max_new_tokens
     # Smart context leaves up to a third of the story's share free after a jump, and starts at a sentence.
     assert budget * (1 - SMART_CONTEXT_SLACK) // 2 <= result.stats.prompt_tokens <= budget * (1 - SMART_CONTEXT_SLACK)
-    assert result.stats.new_tokens == GREEDY.max_new_tokens
+    assert GREEDY.max_new_tokens <= result.stats.new_tokens <= engine.passage_token_limit(GREEDY)
     assert result.text.strip()
     assert max(len(text) for text in calls) < len(story) // 10  # only the tail was tokenized
 

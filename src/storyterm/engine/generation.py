@@ -16,13 +16,16 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from transformers import GenerationConfig, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+from transformers import (GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList,
+                          TextIteratorStreamer)
 
 from . import kv_cache
 from .context import WORD_END, PromptCache, SmartWindow
 from .errors import EngineBusyError, SettingsError, StorytermError, UnknownGenreError
 from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
 from .instruct import chat_prompt, eos_token_ids, has_chat_template
+from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_continuation, finish_passage,
+                      grace_tokens, plan_start)
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .word_guard import CheckpointWordGuard
@@ -32,7 +35,7 @@ if TYPE_CHECKING:
 
     from .loading import LoadedModel
 
-_DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+_DECODE_KWARGS = DECODE_KWARGS
 # A long story is tokenized from this many characters per context-window token before its end (English BPE
 # averages about 4); a tail that yields too few tokens falls back to the whole story.
 _TAIL_CHARS_PER_TOKEN = 8
@@ -90,10 +93,16 @@ class GenerationResult:
     stats: GenerationStats
     cancelled: bool
     seed: int | None = None  # the seed actually used (drawn at random when the settings had none); None when greedy
+    endings: tuple[str, ...] = ()  # per text, why it ends there: passage.END_OF_TEXT, SENTENCE, TRIMMED, WORD…
 
     @property
     def text(self) -> str:
         return self.texts[0]
+
+    @property
+    def trimmed(self) -> bool:
+        """The streamed passage lost an unfinished tail (or half a word) at its end."""
+        return bool(self.endings) and self.endings[0] in ("trimmed", "word")
 
 
 @dataclass(frozen=True)
@@ -121,9 +130,12 @@ class _CancelCriterion(StoppingCriteria):
 class _FirstRowStreamer(TextIteratorStreamer):
     """TextIteratorStreamer for batch 1 only; with N alternatives this forwards row 0 (the one shown live)."""
 
-    def __init__(self, tokenizer: Any):
+    def __init__(self, tokenizer: Any, anchor: list[int] | None = None):
         super().__init__(tokenizer, skip_prompt=True, **_DECODE_KWARGS)
         self.first_token_at: float | None = None
+        # Decoding starts from the prompt's last token so a SentencePiece decoder keeps the first token's space.
+        self.token_cache = list(anchor or [])
+        self.print_len = len(tokenizer.decode(self.token_cache, **_DECODE_KWARGS)) if anchor else 0
         self._prompt_seen = False
         self._ended = False
         self._lock = threading.Lock()
@@ -205,6 +217,10 @@ class _Run:
     streamer: _FirstRowStreamer
     strip_leading: bool
     lead: str = ""  # put before the passage unless it starts with whitespace (an instruct reply after a word)
+    settings: SamplerSettings = DEFAULT_SETTINGS
+    anchor: list[int] = field(default_factory=list)  # the prompt's last token: new text is decoded after it
+    logits_processor: LogitsProcessorList = field(default_factory=LogitsProcessorList)
+    sentence_stop: SentenceStop | None = None
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -261,6 +277,11 @@ class StoryEngine:
         pad_id = vocab.get(PAD_TOKEN, tokenizer.pad_token_id)
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
+        self._token_surfaces: TokenSurfaces | None = None  # built on the first generation (one batch decode)
+        # SentencePiece-style tokenizers mark a word start themselves: a space before the story would become a stray
+        # "▁" token after <s>.
+        first = tokenizer.convert_ids_to_tokens(tokenizer("a", add_special_tokens=False)["input_ids"][:1])
+        self._join_space = "" if first and str(first[0]).startswith("▁") else " "
         self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
         self._word_guard = CheckpointWordGuard(tokenizer, loaded.path)
 
@@ -321,7 +342,7 @@ class StoryEngine:
 
         The writer's text (memory, story) is tokenized with special tokens split: typing ``<horror>`` or ``<EOS>``
         in the editor must not switch the genre or end the story."""
-        story = request.story.lstrip()
+        story = plan_start(request.story).prompt_story  # trailing whitespace is the spacing rule's, not the model's
         closing_ids: list[int] = []  # after the story: the end of an instruct request
         if self.instruct_on(request):
             header_ids, closing_ids = self._instruct_frame(request, has_story=bool(story))
@@ -364,7 +385,7 @@ class StoryEngine:
         header_ids = self.loaded.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
         memory = memory_text(request.memory)
         if memory:
-            header_ids += self._encode_writer_text((" " if base else "") + memory)
+            header_ids += self._encode_writer_text((self._join_space if base else "") + memory)
         return list(header_ids)
 
     def _instruct_frame(self, request: GenerationRequest, *, has_story: bool) -> tuple[list[int], list[int]]:
@@ -393,7 +414,7 @@ class StoryEngine:
                 tail_ids = self._encode_writer_text(story[cut:])
                 if len(tail_ids) >= min_tokens:
                     return tail_ids, cut
-        return self._encode_writer_text((" " if leading_space else "") + story), None
+        return self._encode_writer_text((self._join_space if leading_space else "") + story), None
 
     def _encode_writer_text(self, text: str) -> list[int]:
         return list(self.loaded.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
@@ -402,9 +423,17 @@ class StoryEngine:
         """(prompt tokens after trimming, context window)."""
         return len(self.prepare(request).input_ids), self.loaded.context_window
 
-    def generation_config(self, settings: SamplerSettings) -> GenerationConfig:
+    def passage_token_limit(self, settings: SamplerSettings, prompt_tokens: int = 1) -> int:
+        """max_new_tokens, plus the grace to finish a sentence when trimming is on. The grace takes only context the
+        prompt leaves free (the prompt is never shortened for it)."""
+        if not settings.trim_sentences:
+            return settings.max_new_tokens
+        room = self.loaded.context_window - prompt_tokens - settings.max_new_tokens
+        return settings.max_new_tokens + max(0, min(grace_tokens(settings.max_new_tokens), room))
+
+    def generation_config(self, settings: SamplerSettings, prompt_tokens: int = 1) -> GenerationConfig:
         values: dict[str, Any] = {
-            "max_new_tokens": settings.max_new_tokens,
+            "max_new_tokens": self.passage_token_limit(settings, prompt_tokens),
             "do_sample": settings.do_sample,
             "repetition_penalty": settings.repetition_penalty,
             "num_return_sequences": settings.num_alternatives,
@@ -426,7 +455,7 @@ class StoryEngine:
     def stream(self, request: GenerationRequest) -> GenerationStream:
         self.validate(request)
         prepared = self.prepare(request)
-        config = self.generation_config(request.settings)
+        config = self.generation_config(request.settings, len(prepared.input_ids))
         reuse_cache = (
             self._prompt_cache is not None
             and request.settings.num_alternatives == 1
@@ -444,9 +473,16 @@ class StoryEngine:
         if not self._lock.acquire(blocking=False):
             raise EngineBusyError("a generation is already running; stop it or wait for it to finish")
         try:
-            lead = " " if self.instruct_on(request) and request.story.strip() and not request.story[-1].isspace() else ""
-            run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer), strip_leading=not request.story.strip(),
-                       lead=lead)
+            instruct = self.instruct_on(request)
+            plan = plan_start(request.story)
+            lead = " " if instruct and request.story.strip() and not request.story[-1].isspace() else ""
+            anchor = prepared.input_ids[-1:]
+            run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer, anchor),
+                       strip_leading=instruct or plan.drop_leading_space, lead=lead, settings=request.settings,
+                       anchor=anchor)
+            # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
+            kind = START if instruct else plan.kind
+            run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
             thread = threading.Thread(
                 target=self._generate_in_thread,
                 args=(run, prepared, config, seed, reuse_cache, request.settings.word_guard),
@@ -465,6 +501,18 @@ class StoryEngine:
         for _piece in stream:
             pass
         return stream.result()
+
+    def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
+                       anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:
+        """The spacing rule's first-token mask and, with trimming on, the criterion that ends a finished sentence."""
+        if self._token_surfaces is None:
+            self._token_surfaces = TokenSurfaces(self.loaded.tokenizer, self._eos_ids)
+        mask = self._token_surfaces.first_token_mask(kind, len(prepared.input_ids))
+        processors = LogitsProcessorList([mask] if mask is not None else [])
+        stop = None
+        if settings.trim_sentences:
+            stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids), settings.max_new_tokens, anchor)
+        return processors, stop
 
     def _wants_static_cache(self, prompt_tokens: int) -> bool:
         return (self.loaded.device.type == "cpu" and self._static_cache_ok
@@ -510,8 +558,12 @@ class StoryEngine:
                     attention_mask=torch.ones_like(input_ids),
                     generation_config=config,
                     streamer=run.streamer,
-                    stopping_criteria=StoppingCriteriaList([_CancelCriterion(run.cancelled)]),
-                    logits_processor=self._word_guard.processors(word_guard),
+                    stopping_criteria=StoppingCriteriaList(
+                        [_CancelCriterion(run.cancelled), *([run.sentence_stop] if run.sentence_stop else [])]
+                    ),
+                    logits_processor=LogitsProcessorList(
+                        [*run.logits_processor, *self._word_guard.processors(word_guard)]
+                    ),
                     **cache_kwargs,
                 )
             elapsed = time.perf_counter() - started
@@ -531,13 +583,27 @@ class StoryEngine:
                       started: float, seed: int | None, cached_tokens: int = 0) -> GenerationResult:
         tokenizer = self.loaded.tokenizer
         prompt_length = len(prepared.input_ids)
-        texts = []
-        for row in sequences[:, prompt_length:].tolist():
-            text = tokenizer.decode(row, **_DECODE_KWARGS)
-            texts.append(_with_lead(text.lstrip() if run.strip_leading else text, run.lead))
+        texts, endings = [], []
+        stopped_rows = run.sentence_stop.stopped_rows if run.sentence_stop else set()
+        for index, row in enumerate(sequences[:, prompt_length:].tolist()):
+            ends = [i for i, token in enumerate(row) if token in self._eos_ids]
+            if ends:
+                row = row[: ends[0]]
+            if self._pad_id in row:  # a row that stopped early is padded while the others run on
+                row = row[: row.index(self._pad_id)]
+            text = decode_continuation(tokenizer, run.anchor, row)
+            text, ending = finish_passage(
+                text.lstrip() if run.strip_leading else text, ended_by_model=bool(ends),
+                cancelled=run.cancelled.is_set(), trim=run.settings.trim_sentences,
+                finished_in_grace=index in stopped_rows,
+            )
+            texts.append(_with_lead(text, run.lead))
+            endings.append(ending)
         first_row = sequences[0, prompt_length:].tolist()
         ends = [index for index, token in enumerate(first_row) if token in self._eos_ids]
         new_tokens = ends[0] + 1 if ends else len(first_row)
+        if self._pad_id not in self._eos_ids and self._pad_id in first_row[:new_tokens]:
+            new_tokens = first_row.index(self._pad_id)
         first = run.streamer.first_token_at
         stats = GenerationStats(
             prompt_tokens=prompt_length,
@@ -549,4 +615,5 @@ class StoryEngine:
             context_window=self.loaded.context_window,
             cached_prompt_tokens=cached_tokens,
         )
-        return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed)
+        return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed,
+                                endings=tuple(endings))

@@ -29,6 +29,7 @@ class SamplerSettings:
     min_p: float = 0.0
     typical_p: float = 1.0
     word_guard: bool = True
+    trim_sentences: bool = True  # end a passage at a sentence end (finish it within a grace, else cut the tail)
 
     def validate(self, context_window: int | None = None) -> SamplerSettings:
         """Raise SettingsError naming the first bad value; return self so calls chain."""
@@ -46,8 +47,9 @@ class SamplerSettings:
         _check_int("num_alternatives", self.num_alternatives, minimum=1, maximum=MAX_ALTERNATIVES)
         if self.seed is not None:
             _check_int("seed", self.seed, minimum=0, maximum=2**32 - 1)
-        if not isinstance(self.do_sample, bool):
-            raise SettingsError(f"do_sample must be true or false, got {self.do_sample!r}")
+        for name in ("do_sample", "trim_sentences"):
+            if not isinstance(getattr(self, name), bool):
+                raise SettingsError(f"{name} must be true or false, got {getattr(self, name)!r}")
         if self.do_sample:
             if _not_number(self.temperature) or self.temperature <= 0:
                 raise SettingsError(f"temperature must be > 0 when sampling, got {self.temperature}")

@@ -1,0 +1,245 @@
+"""Where a passage starts and where it ends, for every tokenizer (byte-level BPE and SentencePiece alike).
+
+Start: the story's trailing whitespace is never fed to the model (a trained model reads "…end. " as "the story is
+over" and ends at once); instead the first new token is restricted by how the story ends — after whitespace or a
+blank line, the start of a new word; after a finished word, a new word or punctuation; after punctuation, a new word
+or a closing quote. So a passage never glues onto the last word, never opens with stray punctuation after a blank
+line, and never begins with the end-of-text token.
+
+End: with ``trim_sentences`` the passage may run a little past ``max_new_tokens`` to finish its sentence
+(``SentenceStop``); whatever is still unfinished is cut back to the last sentence end (KoboldAI's "trim incomplete
+sentences"), or to the last whole word when the passage has no sentence end at all.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from transformers import LogitsProcessor, StoppingCriteria
+
+from .context import SENTENCE_END
+
+if TYPE_CHECKING:
+    import torch
+
+DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": False}
+
+# A passage may run this share past max_new_tokens (at least GRACE_MIN_TOKENS) to finish its sentence.
+GRACE_SHARE = 0.25
+GRACE_MIN_TOKENS = 8
+
+# How the story ends decides which first tokens may follow.
+START = "start"  # no story: a sentence start
+AFTER_SPACE = "after_space"  # whitespace or a blank line: a new word (the story's whitespace stays, the model's goes)
+AFTER_WORD = "after_word"  # a letter or digit: a new word or punctuation — never glued onto the word
+AFTER_PUNCT = "after_punct"  # . , ; : ! ? … ) and closing quotes: a new word or a closing quote
+FREE = "free"  # an opening quote, bracket, dash…: any visible token
+BARE_SPACE = "bare_space"  # tokens that are only whitespace
+WORD = "word_piece"  # a word or quotation that starts at once (after a bare-space token)
+
+_WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) after whitespace
+_WORD = re.compile(r"[\w\"'“‘(\[]")
+_SENTENCE_START = re.compile(r"\s*[\w\"'“‘(\[]")
+_PUNCT_AFTER_WORD = re.compile(r"[.,;:!?…)\]}\"'”’]")
+_CLOSING = re.compile(r"[\"'”’)\]}]")
+_ENDS_AT_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+_LAST_WORD = re.compile(r"\s+\S*$")
+
+# Endings (GenerationResult.endings): why a passage ends where it does.
+END_OF_TEXT = "end-of-text"  # the model ended it
+SENTENCE = "sentence"  # it ran to its length and ends at a sentence end (finished within the grace, or already there)
+TRIMMED = "trimmed"  # it ran to its length; the unfinished sentence after its last sentence end was cut off
+WORD = "word"  # it ran to its length with no sentence end at all; a possibly unfinished last word was cut off
+LENGTH = "length"  # it ran to its length and trimming was off: as the model left it
+STOPPED = "stopped"  # the writer stopped it
+
+
+@dataclass(frozen=True)
+class StartPlan:
+    """How a story and its next passage meet."""
+
+    prompt_story: str  # the story as the model reads it: trailing whitespace removed
+    kind: str  # START, AFTER_SPACE, AFTER_WORD, AFTER_PUNCT or FREE
+    drop_leading_space: bool  # the story already ends with whitespace (or is empty): the passage's own goes
+
+
+def plan_start(story: str) -> StartPlan:
+    """The one spacing rule between a story and its next passage."""
+    stripped = story.strip()
+    if not stripped:
+        return StartPlan("", START, True)
+    prompt_story = story.lstrip().rstrip()
+    last = prompt_story[-1]
+    if prompt_story != story.lstrip():
+        kind = AFTER_SPACE
+    elif last.isalnum():
+        kind = AFTER_WORD
+    elif last in ".,;:!?…)]}”’" or (last in "\"'" and len(prompt_story) > 1 and not prompt_story[-2].isspace()):
+        kind = AFTER_PUNCT
+    else:
+        kind = FREE
+    return StartPlan(prompt_story, kind, kind == AFTER_SPACE)
+
+
+def opening_text(text: str) -> str:
+    """A starter or title prompt as it goes into the story: ending with a space, so the passage starts a new word."""
+    text = text.strip()
+    return text + " " if text else ""
+
+
+def grace_tokens(max_new_tokens: int) -> int:
+    return max(GRACE_MIN_TOKENS, math.ceil(max_new_tokens * GRACE_SHARE))
+
+
+def decode_continuation(tokenizer: Any, anchor: list[int], new_ids: list[int]) -> str:
+    """The text ``new_ids`` add after ``anchor`` (the prompt's last token). Decoding the new tokens alone would lose
+    the space SentencePiece decoders strip from the first token ("…lighthouse.tokenizers")."""
+    if not new_ids:
+        return ""
+    before = tokenizer.decode(anchor, **DECODE_KWARGS) if anchor else ""
+    return tokenizer.decode(list(anchor) + list(new_ids), **DECODE_KWARGS)[len(before):]
+
+
+class TokenSurfaces:
+    """The text each token adds when it follows a word, computed once per tokenizer."""
+
+    def __init__(self, tokenizer: Any, eos_ids: list[int] | tuple[int, ...] = ()):
+        import torch
+
+        anchor = [i for i in tokenizer("a", add_special_tokens=False)["input_ids"]][-1:]
+        before = tokenizer.decode(anchor, **DECODE_KWARGS)
+        rows = [anchor + [i] for i in range(len(tokenizer))]
+        decoded = tokenizer.batch_decode(rows, **DECODE_KWARGS)
+        self.surfaces = [text[len(before):] for text in decoded]
+        self.vocab_size = len(self.surfaces)
+        self._masks: dict[str, torch.Tensor] = {}
+        self._eos_ids = [int(i) for i in eos_ids]
+        self._torch = torch
+
+    def allowed_mask(self, kind: str) -> torch.Tensor | None:
+        """A bool mask over the model's vocabulary of the tokens that may start a passage; None: no restriction."""
+        if kind not in self._masks:
+            tests = {
+                START: lambda s: _SENTENCE_START.match(s),
+                AFTER_SPACE: lambda s: _WORD_START.match(s),
+                AFTER_WORD: lambda s: _WORD_START.match(s) or _PUNCT_AFTER_WORD.match(s),
+                AFTER_PUNCT: lambda s: _WORD_START.match(s) or _CLOSING.match(s),
+                FREE: lambda s: s.strip(),
+                BARE_SPACE: lambda s: not s.strip(),
+                WORD: lambda s: _WORD.match(s),
+            }
+            test = tests[kind]
+            mask = self._torch.zeros(self.vocab_size, dtype=self._torch.bool)
+            for index, surface in enumerate(self.surfaces):
+                if surface and test(surface):
+                    mask[index] = True
+            for eos_id in self._eos_ids:
+                if 0 <= eos_id < self.vocab_size:
+                    mask[eos_id] = False
+            self._masks[kind] = mask
+        mask = self._masks[kind]
+        return mask if bool(mask.any()) else None
+
+    def first_token_mask(self, kind: str, prompt_length: int) -> FirstTokenMask | None:
+        allowed = self.allowed_mask(kind)
+        if allowed is None:
+            return None
+        bare_space, word = self.allowed_mask(BARE_SPACE), self.allowed_mask(WORD)
+        if bare_space is None or word is None:
+            bare_space = self._torch.zeros_like(allowed)
+            word = self._torch.ones_like(allowed)
+        return FirstTokenMask(prompt_length, allowed, bare_space, word)
+
+
+class FirstTokenMask(LogitsProcessor):
+    """At the first new token, allows just the tokens in ``allowed`` (the spacing rule's choice). A row whose first
+    token was bare whitespace (tokenizers without a " word" token for everything) must then go on with a word."""
+
+    def __init__(self, prompt_length: int, allowed: torch.Tensor, bare_space: torch.Tensor, word: torch.Tensor):
+        self.prompt_length = prompt_length
+        self.allowed = allowed | bare_space
+        self.bare_space = bare_space
+        self.word = word
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        step = input_ids.shape[-1] - self.prompt_length
+        if step == 0:
+            return scores.masked_fill(~_fit(self.allowed, scores), float("-inf"))
+        if step == 1:
+            after_space = _fit(self.bare_space, scores)[input_ids[:, -1].clamp(max=scores.shape[-1] - 1)]
+            if bool(after_space.any()):
+                blocked = after_space[:, None] & ~_fit(self.word, scores)[None, :]
+                return scores.masked_fill(blocked, float("-inf"))
+        return scores
+
+
+def _fit(mask: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+    """``mask`` sized to the scores' width (a model's embedding may be padded past the tokenizer's vocabulary)."""
+    import torch
+
+    width = scores.shape[-1]
+    mask = mask.to(scores.device)
+    if mask.shape[0] < width:
+        mask = torch.cat([mask, torch.zeros(width - mask.shape[0], dtype=torch.bool, device=mask.device)])
+    return mask[:width]
+
+
+class SentenceStop(StoppingCriteria):
+    """Past ``max_new_tokens``, ends each row as soon as a sentence that was unfinished at the limit has ended
+    (one word past its end, so a closing quote is not lost; ``finish_passage`` cuts that word off)."""
+
+    def __init__(self, tokenizer: Any, prompt_length: int, max_new_tokens: int, anchor: list[int]):
+        self.tokenizer = tokenizer
+        self.prompt_length = prompt_length
+        self.max_new_tokens = max_new_tokens
+        self.anchor = anchor
+        self._ends_at_limit: dict[int, int] = {}
+        self.stopped_rows: set[int] = set()
+
+    def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
+        import torch
+
+        new = input_ids.shape[-1] - self.prompt_length
+        done = torch.zeros(input_ids.shape[0], dtype=torch.bool, device=input_ids.device)
+        if new < self.max_new_tokens:
+            return done
+        for row in range(input_ids.shape[0]):
+            if row in self.stopped_rows:
+                done[row] = True
+                continue
+            text = decode_continuation(self.tokenizer, self.anchor, input_ids[row, self.prompt_length:].tolist())
+            ends = sum(1 for _ in SENTENCE_END.finditer(text))
+            if row not in self._ends_at_limit:
+                self._ends_at_limit[row] = ends
+            elif ends > self._ends_at_limit[row]:
+                self.stopped_rows.add(row)
+                done[row] = True
+        return done
+
+
+def finish_passage(text: str, *, ended_by_model: bool, cancelled: bool, trim: bool,
+                   finished_in_grace: bool = False) -> tuple[str, str]:
+    """The passage as shown, and its ending (END_OF_TEXT, SENTENCE, TRIMMED, WORD, LENGTH or STOPPED).
+
+    ``finished_in_grace``: SentenceStop ended it one word past a sentence end. Passages never end with whitespace:
+    the next one brings its own space (see ``plan_start``)."""
+    text = text.rstrip()
+    if ended_by_model:
+        return text, END_OF_TEXT
+    if cancelled:
+        return text, STOPPED
+    if not trim:
+        return text, LENGTH
+    if not text or _ENDS_AT_SENTENCE.search(text):
+        return text, SENTENCE
+    ends = list(SENTENCE_END.finditer(text))
+    if ends:
+        return text[: ends[-1].end()], SENTENCE if finished_in_grace else TRIMMED
+    if text[-1].isalnum():  # the last word may be unfinished: never leave half a word
+        head = _LAST_WORD.sub("", text)
+        if head.strip():
+            return head, WORD
+    return text, WORD
