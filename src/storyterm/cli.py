@@ -102,6 +102,9 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--seed", type=int, metavar="S", help="same seed and settings → same text (on CPU)")
     sampling.add_argument("-n", "--n", type=int, metavar="N", dest="n",
                           help=f"number of alternatives, 1–{MAX_ALTERNATIVES}; the first streams")
+    sampling.add_argument("--trim", action=argparse.BooleanOptionalAction, dest="trim_sentences",
+                          help="end a passage at a sentence end: finish the sentence within a few more tokens, else "
+                               "cut the unfinished tail (default: on; --no-trim keeps the passage as cut)")
     generate.add_argument("--json", action="store_true", help="print one JSON object with the texts and stats")
     generate.set_defaults(func=run_generate)
 
@@ -275,6 +278,7 @@ def sampler_settings(args: argparse.Namespace, checkpoint: dict[str, Any] | None
         ("repetition_penalty", "repetition_penalty"),
         ("seed", "seed"),
         ("n", "num_alternatives"),
+        ("trim_sentences", "trim_sentences"),
     ):
         value = getattr(args, flag)
         if value is not None:
@@ -292,8 +296,10 @@ def _read_story(args: argparse.Namespace, genre: str | None, instruct: bool = Fa
             return ""  # a chat model is told the title in the request
         from storyterm.engine.prompt import title_prompt
 
+        from storyterm.engine.prompt import opening_text
+
         try:
-            return title_prompt(args.title, genre)
+            return opening_text(title_prompt(args.title, genre))
         except ValueError as error:
             raise UsageError(f"--title: {error}") from None
     if args.prompt is not None:
@@ -354,6 +360,7 @@ def _read_stdin() -> str:
 
 def run_generate(args: argparse.Namespace) -> int:
     from storyterm.engine.generation import GenerationRequest, StoryEngine
+    from storyterm.engine.passage import SettledText
 
     if args.genre is not None:
         from storyterm.engine.prompt import normalize_genre
@@ -381,13 +388,15 @@ def run_generate(args: argparse.Namespace) -> int:
     prompt_text = engine.prompt_text(request) if args.json else ""
     stream = engine.stream(request)
     out = sys.stdout
+    # With trimming on, text after the last sentence end may still be cut: it is printed once the passage is done.
+    settled = SettledText(enabled=settings.trim_sentences)
     try:
         if not args.json and story:
             out.write(story)
             out.flush()
         for piece in stream:
             if not args.json:
-                out.write(piece)
+                out.write(settled.feed(piece))
                 out.flush()
         result = stream.result()
     except KeyboardInterrupt:
@@ -406,10 +415,13 @@ def run_generate(args: argparse.Namespace) -> int:
         data.update(prompt=prompt_text, instruct=instruct)
         print(json.dumps(data, ensure_ascii=False))
         return EXIT_OK
-    out.write("\n")
+    out.write(settled.finish(result.text) + "\n")
     for number, text in enumerate(result.texts[1:], start=2):
-        out.write(f"\n--- alternative {number} ---\n{story}{text}\n")
+        out.write(f"\n--- alternative {number} ---\n{story}{text}\n" if text.strip() else
+                  f"\n--- alternative {number} ---\n(the model stopped without writing anything)\n")
     out.flush()
+    if not result.text.strip() and not result.cancelled:
+        print(f"{PROG}: the model stopped without writing anything", file=sys.stderr)
     return EXIT_OK
 
 
@@ -421,6 +433,7 @@ def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) ->
         "memory": request.memory,
         "title": request.title,
         "texts": result.texts,
+        "endings": list(result.endings),
         "seed": result.seed,
         "cancelled": result.cancelled,
         "settings": request.settings.to_dict(),

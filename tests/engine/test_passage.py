@@ -12,7 +12,8 @@ import torch
 from storyterm.engine import passage
 from storyterm.engine.generation import GenerationRequest, StoryEngine
 from storyterm.engine.loading import LoadedModel, ModelSpec, load_model
-from storyterm.engine.passage import finish_passage, opening_text, plan_start
+from storyterm.engine.passage import finish_passage, plan_start
+from storyterm.engine.prompt import opening_text
 from storyterm.engine.settings import SamplerSettings
 from storyterm.tui.starters import STARTERS
 from tests.tiny_sentencepiece import TOKENIZER_CLASSES, build_tiny_sentencepiece_checkpoint

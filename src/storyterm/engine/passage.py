@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import LogitsProcessor, StoppingCriteria
 
 from .context import SENTENCE_END
+from .prompt import opening_text  # noqa: F401 - part of the spacing rule, kept in prompt.py for the TUI's fast start
 
 if TYPE_CHECKING:
     import torch
@@ -82,12 +83,6 @@ def plan_start(story: str) -> StartPlan:
     else:
         kind = FREE
     return StartPlan(prompt_story, kind, kind == AFTER_SPACE)
-
-
-def opening_text(text: str) -> str:
-    """A starter or title prompt as it goes into the story: ending with a space, so the passage starts a new word."""
-    text = text.strip()
-    return text + " " if text else ""
 
 
 def grace_tokens(max_new_tokens: int) -> int:
@@ -243,3 +238,29 @@ def finish_passage(text: str, *, ended_by_model: bool, cancelled: bool, trim: bo
         if head.strip():
             return head, WORD
     return text, WORD
+
+
+class SettledText:
+    """Streams a passage to a place that cannot take text back (a terminal, a pipe): with trimming on, text after the
+    last sentence end waits until the passage is done, since ``finish_passage`` may still cut it."""
+
+    def __init__(self, enabled: bool = True):
+        self.enabled = enabled
+        self._seen = ""
+        self._written = 0
+
+    def feed(self, piece: str) -> str:
+        """The part of the text so far that can be written now."""
+        self._seen += piece
+        if not self.enabled:
+            upto = len(self._seen)
+        else:
+            ends = [match.end() for match in SENTENCE_END.finditer(self._seen, self._written)]
+            upto = ends[-1] if ends else self._written
+        ready, self._written = self._seen[self._written:upto], max(self._written, upto)
+        return ready
+
+    def finish(self, final: str) -> str:
+        """The rest of ``final`` (the passage as it ended) after what was already written."""
+        written = self._seen[: self._written]
+        return final[len(written):] if final.startswith(written) else "\n" + final

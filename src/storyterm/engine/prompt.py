@@ -111,6 +111,13 @@ def title_prompt(title: str, genre: str | None) -> str:
     return f'"{title}" is {article} {words} film about'
 
 
+def opening_text(text: str) -> str:
+    """A starter or title prompt as it goes into the story: ending with a space, so the passage starts a new word
+    (the spacing rule, ``engine/passage.py``)."""
+    text = text.strip()
+    return text + " " if text else ""
+
+
 def training_line(genre: str | None, text: str) -> str:
     """One training example: ``<BOS> <genre> text <EOS>`` on a single line."""
     text = " ".join(text.split())

@@ -29,7 +29,7 @@ from textual.worker import get_current_worker
 from storyterm.config import DEFAULT_KEYS, load_config, save_config
 from storyterm.engine.devices import dtype_name
 from storyterm.engine.errors import StorytermError
-from storyterm.engine.prompt import title_prompt
+from storyterm.engine.prompt import opening_text, title_prompt
 from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, load_draft, new_draft_path
 from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
@@ -411,10 +411,10 @@ class StorytermApp(App[int]):
         """When the story is empty: the starter highlighted in the picker, else the title prompt."""
         starter = self.picker.highlighted_starter
         if starter:
-            return starter
+            return opening_text(starter)
         title = self.picker.title_text
         if title and not self.instruct:  # a chat model is told the title in its request instead
-            return title_prompt(title, self.picker.genre)
+            return opening_text(title_prompt(title, self.picker.genre))
         return ""
 
     def current_request(self) -> GenerationRequest:
@@ -689,7 +689,7 @@ class StorytermApp(App[int]):
         if self.draft.text.strip():
             self.notify("Starters begin an empty story; press ctrl+n for a new draft.", timeout=3)
             return
-        self.draft.set_text(message.starter, coalesce=False)
+        self.draft.set_text(opening_text(message.starter), coalesce=False)
         self._refresh_editor()
         self.editor.focus()
         self.editor.move_cursor(self.editor.document.end)
@@ -700,7 +700,7 @@ class StorytermApp(App[int]):
         self.sync_editor()
         self.draft.title = message.title
         if not self.draft.text.strip() and not self.generating and not self.instruct:
-            self.draft.set_text(title_prompt(message.title, self.picker.genre), coalesce=False)
+            self.draft.set_text(opening_text(title_prompt(message.title, self.picker.genre)), coalesce=False)
             self._refresh_editor()
         self.editor.focus()
         self.editor.move_cursor(self.editor.document.end)

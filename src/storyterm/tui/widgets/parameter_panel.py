@@ -14,7 +14,7 @@ from textual.widgets import Input, Label, Select, Static, Switch, TextArea
 from storyterm.engine.errors import SettingsError
 from storyterm.engine.settings import PRESETS, SamplerSettings
 
-# Field → (label, Input type). do_sample is a Switch; seed may be blank (random).
+# Field → (label, Input type). Seed may be blank (random).
 NUMBER_FIELDS: dict[str, tuple[str, str]] = {
     "max_new_tokens": ("Max new tokens", "integer"),
     "temperature": ("Temperature", "number"),
@@ -28,9 +28,11 @@ NUMBER_FIELDS: dict[str, tuple[str, str]] = {
 }
 PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetition_penalty", "do_sample")
 # Field → label of the on/off switches.
-SWITCH_FIELDS: dict[str, str] = {"do_sample": "Sample", "word_guard": "Word guard"}
+SWITCH_FIELDS: dict[str, str] = {"do_sample": "Sample", "word_guard": "Word guard",
+                                 "trim_sentences": "End at sentence"}
 SWITCH_TOOLTIPS = {"word_guard": "Lower-case words only in spellings the model's training text has "
-                                 "(models that ship words.txt, such as the built-in one)"}
+                                 "(models that ship words.txt, such as the built-in one)",
+                   "trim_sentences": "Finish the last sentence within a few more tokens, else cut it off"}
 
 
 def matching_preset(settings: SamplerSettings) -> str | None:

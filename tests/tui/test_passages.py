@@ -1,0 +1,119 @@
+"""Passage boundaries in the editor: starters end cleanly, a blank line starts a paragraph, no empty alternative,
+and the "End at sentence" switch."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+import torch
+from textual.widgets import OptionList, Switch
+
+from storyterm.tui.app import StorytermApp
+from tests.tui.test_app_loop import APP_SIZE, settle, type_and_generate
+
+
+def words(text: str) -> list[str]:
+    return re.findall(r"\w+", text)
+
+
+async def test_every_starter_of_the_genre_then_ctrl_g_starts_a_new_word(make_app) -> None:
+    app: StorytermApp = make_app()
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        starters = app.query_one("#starters", OptionList)
+        assert starters.option_count >= 3
+        for index in range(starters.option_count):
+            starters.highlighted = index
+            await pilot.pause()
+            starter = app.picker.highlighted_starter
+            await pilot.press("ctrl+g")
+            await settle(app, pilot)
+            assert app.draft.text == starter + " "  # the starter ends cleanly
+            passage = app.draft.pending.text
+            assert passage.strip() and not passage[0].isspace(), passage
+            story = app.draft.text_with_pending
+            assert words(story)[: len(words(starter))] == words(starter), story
+            assert app.editor.text == story
+            await pilot.press("escape")  # dismiss the passage and empty the story for the next starter
+            app.draft.set_text("", coalesce=False)
+            app._refresh_editor()
+            await pilot.pause()
+
+
+async def test_a_story_ending_with_a_blank_line_gets_a_new_paragraph(make_app) -> None:
+    app: StorytermApp = make_app()
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        await type_and_generate(app, pilot, "The ghost screams.")
+        await pilot.press("escape")  # dismiss the pending passage
+        await pilot.press("enter", "enter")
+        await pilot.press("ctrl+g")
+        await settle(app, pilot)
+        assert app.draft.text == "The ghost screams.\n\n"
+        passage = app.draft.pending.text
+        assert re.match(r"[\w\"'“‘(\[]", passage), passage  # a word, never ". At the summer…"
+
+
+async def test_a_story_ending_with_a_space_never_dead_ends(make_app, tiny_loaded, monkeypatch) -> None:
+    """A model that ends at once after a trailing space (the issue: every later ctrl+g said "no text")."""
+    space = tiny_loaded.tokenizer.convert_tokens_to_ids("Ġ")
+    eos = tiny_loaded.tokenizer.eos_token_id
+    original = tiny_loaded.model.forward
+
+    def forward(*args, **kwargs):
+        out = original(*args, **kwargs)
+        ends_with_space = kwargs["input_ids"][:, -1] == space
+        out.logits[ends_with_space, -1, eos] = 1e4
+        return out
+
+    monkeypatch.setattr(tiny_loaded.model, "forward", forward)
+    app: StorytermApp = make_app()
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        for _ in range(3):
+            await type_and_generate(app, pilot, "It ends. ")
+            assert app.draft.pending is not None and app.draft.pending.text.strip()
+            await pilot.press("tab")
+        assert "produced no text" not in " ".join(str(n.message) for n in app._notifications)
+
+
+async def test_alternatives_are_never_empty(make_app, tiny_loaded, monkeypatch) -> None:
+    bias = torch.zeros(tiny_loaded.model.lm_head.out_features)
+    bias[tiny_loaded.tokenizer.eos_token_id] = 1e4  # a model that would rather stop at every step
+    monkeypatch.setattr(tiny_loaded.model.lm_head, "bias", torch.nn.Parameter(bias, requires_grad=False))
+    app: StorytermApp = make_app(settings_toml="max_new_tokens = 12\nseed = 3\nnum_alternatives = 3\n")
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        await type_and_generate(app, pilot, "The end.")
+        alternatives = app.draft.alternatives()
+        assert len(alternatives) == 3
+        assert all(p.text.strip() for p in alternatives)
+
+
+@pytest.mark.parametrize("trim", [True, False])
+async def test_the_end_at_sentence_switch(make_app, trim: bool) -> None:
+    app: StorytermApp = make_app(settings_toml="max_new_tokens = 16\nseed = 3\n")
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        switch = app.query_one("#trim_sentences", Switch)
+        assert switch.value is True and app.draft.settings.trim_sentences
+        if not trim:
+            switch.value = False
+            await pilot.pause()
+            assert app.draft.settings.trim_sentences is False
+        results = []
+        original = app._record_result
+
+        def record(request, result):
+            results.append(result)
+            original(request, result)
+
+        app._record_result = record
+        await type_and_generate(app, pilot, "She runs.")
+        ending = results[-1].endings[0]
+        if trim:
+            assert ending in ("sentence", "trimmed", "word", "end-of-text")
+        else:
+            assert ending in ("length", "end-of-text")
+            assert results[-1].stats.new_tokens <= 16
