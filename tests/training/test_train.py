@@ -110,8 +110,9 @@ def _load_and_stream(checkpoint: Path, genre: str) -> str:
                                 settings=loaded.generation_defaults.with_changes(max_new_tokens=8, seed=1))
     stream = engine.stream(request)
     pieces = list(stream)
-    assert stream.result(timeout=30).texts[0] == "".join(pieces)
-    return "".join(pieces)
+    text = stream.result(timeout=30).texts[0]
+    assert text and "".join(pieces).startswith(text)  # the passage as it ended: trimmed to a sentence or word end
+    return text
 
 
 def test_from_scratch_produces_a_complete_checkpoint_the_engine_streams_from(tmp_path: Path):
