@@ -24,7 +24,7 @@ from storyterm.engine.settings import SamplerSettings
 from storyterm.engine.prompt import CLASSIC_GENRES
 from tests.model_zoo import CAUSAL_FAMILIES, FAMILIES
 
-GREEDY = SamplerSettings(max_new_tokens=8, do_sample=False)
+GREEDY = SamplerSettings(max_new_tokens=8, do_sample=False, trim_sentences=False)  # token counts exact, no grace
 SENTENCES = ["The ghost screams in the old house.", "The family runs into the night!",
              "Nobody believes the old priest?", "Anna lights a candle in the cellar."]
 LONG_STORY = " ".join(SENTENCES * 12)  # several hundred tokens: longer than every family's window
@@ -129,7 +129,7 @@ def test_the_writers_settings_are_used(family: str, loaded) -> None:
     model = loaded(family)
     engine = StoryEngine(model)
     settings = SamplerSettings(max_new_tokens=5, temperature=0.7, top_k=20, top_p=0.9, repetition_penalty=1.3,
-                               do_sample=True, seed=11)
+                               do_sample=True, seed=11, trim_sentences=False)  # exactly 5 tokens, no sentence grace
     config = engine.generation_config(settings)
     assert (config.max_new_tokens, config.temperature, config.top_k, config.top_p, config.repetition_penalty,
             config.do_sample) == (5, 0.7, 20, 0.9, 1.3, True)
