@@ -19,7 +19,7 @@ from storyterm.engine.prompt import CLASSIC_GENRES
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
 from tests.model_zoo import CAUSAL_FAMILIES, FAMILIES
 
-GREEDY = SamplerSettings(max_new_tokens=4, do_sample=False)
+GREEDY = SamplerSettings(max_new_tokens=4, do_sample=False, trim_sentences=False)  # token counts exact, no grace
 STORY = "The ghost screams in the old house."
 
 pytestmark = pytest.mark.parametrize("family", CAUSAL_FAMILIES)
