@@ -36,7 +36,9 @@ def any_loaded(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPath
 
 
 def genre_of(loaded: LoadedModel, genre: str = "horror") -> str | None:
-    return genre if loaded.genres else None
+    if not loaded.genres:
+        return None
+    return genre if genre in loaded.genres else loaded.genres[0]
 
 
 def script_model(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, next_id: Callable[[int, int], int]) -> None:
