@@ -139,3 +139,24 @@ def test_the_writers_settings_are_used(family: str, loaded) -> None:
     assert hot.stats.new_tokens <= 5 and cold.stats.new_tokens <= 5
     assert cold.text == greedy.text != hot.text  # top-k 1 samples the argmax; a hot sampler does not
     assert hot.seed == 11 and greedy.seed is None
+
+
+@pytest.mark.parametrize(("story", "starts"), [
+    ("The ghost screams in the old house.", "whitespace, then a word; or a closing quote"),
+    ("A Ghost", "a space or punctuation, never more letters of the word"),
+    ("The ghost screams in the old house. ", "no second space: the story's own stays"),
+    ("The ghost screams in the old house.\n\n", "a word: a new paragraph, no stray punctuation"),
+], ids=["after-sentence", "after-word", "after-space", "after-blank-line"])
+def test_spacing_before_the_passage(family: str, loaded, story: str, starts: str) -> None:
+    model = loaded(family)
+    text = StoryEngine(model).generate(request(model, story)).text
+    assert text, "the passage is never empty"
+    if story.endswith("."):
+        rest = text.lstrip()  # random weights may open with any whitespace (a newline, a form feed)
+        assert text[0].isspace() and (rest[:1].isalnum() or rest[:1] in "\"'“‘([") or text[0] in "\"'”’)]", (starts, text)
+    elif story.endswith("Ghost"):
+        assert not text[0].isalnum(), (starts, text)
+    else:
+        assert not text[0].isspace(), (starts, text)
+        if story.endswith("\n\n"):
+            assert text[0].isalnum() or text[0] in "\"'“‘([", (starts, text)
