@@ -80,6 +80,11 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("-p", "--prompt", help="the story so far (default: read from standard input if piped)")
     source.add_argument("-t", "--title", help='start from a title: "<title>" is a(n) <genre> film about')
     generate.add_argument("--memory", default="", help="text kept in context after the header (characters, setting)")
+    steering = generate.add_argument_group("steering")
+    steering.add_argument("--ban", action="append", default=[], metavar="WORD",
+                          help="never write this word (any spelling, capitalised too); repeatable")
+    steering.add_argument("--stop", action="append", default=[], metavar="TEXT",
+                          help="end the passage where this text is written (not kept; \\n is a newline); repeatable")
     generate.add_argument("--instruct", action=argparse.BooleanOptionalAction, default=None,
                           help="ask a chat model to continue the story (default: on when the model has a chat "
                           "template)")
@@ -383,7 +388,8 @@ def run_generate(args: argparse.Namespace) -> int:
     engine = StoryEngine(loaded)
     story = _read_story(args, genre, instruct=instruct)
     request = GenerationRequest(genre=genre, story=story, memory=args.memory, settings=settings,
-                                word_genres=config.word_genres, instruct=instruct, title=args.title or "")
+                                word_genres=config.word_genres, instruct=instruct, title=args.title or "",
+                                banned_words=tuple(args.ban), stop_sequences=tuple(_unescape(s) for s in args.stop))
     engine.validate(request)
     prompt_text = engine.prompt_text(request) if args.json else ""
     stream = engine.stream(request)
@@ -425,6 +431,11 @@ def run_generate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _unescape(text: str) -> str:
+    """``\\n`` and ``\\t`` typed in a shell argument are a newline and a tab (a stop at the end of a line)."""
+    return text.replace("\\n", "\n").replace("\\t", "\t")
+
+
 def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) -> dict[str, Any]:
     return {
         "model": loaded.name,
@@ -437,6 +448,8 @@ def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) ->
         "seed": result.seed,
         "cancelled": result.cancelled,
         "settings": request.settings.to_dict(),
+        "banned_words": list(request.banned_words),
+        "stop_sequences": list(request.stop_sequences),
         "stats": result.stats.to_dict(),
     }
 

@@ -28,6 +28,7 @@ from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_
                       grace_tokens, plan_start)
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
+from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
 from .word_guard import CheckpointWordGuard
 
 if TYPE_CHECKING:
@@ -61,6 +62,8 @@ class GenerationRequest:
     word_genres: WordGenres = DEFAULT_WORD_GENRE_SETTINGS
     instruct: bool | None = None  # ask a chat model to continue (engine/instruct.py); None: on if it has a template
     title: str = ""  # told to the model in instruct mode
+    banned_words: tuple[str, ...] = ()  # never generated, in any spelling (engine/steering.py)
+    stop_sequences: tuple[str, ...] = ()  # the passage ends where one is written; it is not part of the text
 
 
 @dataclass(frozen=True)
@@ -73,6 +76,7 @@ class GenerationStats:
     context_trimmed: bool
     context_window: int
     cached_prompt_tokens: int = 0  # prompt tokens whose keys and values came from the previous passage
+    stop_sequence: str | None = None  # the stop sequence that ended alternative 0 (cut from its text)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -84,6 +88,7 @@ class GenerationStats:
             "context_trimmed": self.context_trimmed,
             "context_window": self.context_window,
             "cached_prompt_tokens": self.cached_prompt_tokens,
+            "stop_sequence": self.stop_sequence,
         }
 
 
@@ -177,7 +182,7 @@ class GenerationStream:
         run = self._run
         strip_leading = run.strip_leading
         lead = run.lead
-        for piece in run.streamer:
+        for piece in StopScanner(run.stops).filter(run.streamer):
             if strip_leading:
                 piece = piece.lstrip()
                 strip_leading = not piece
@@ -221,6 +226,8 @@ class _Run:
     anchor: list[int] = field(default_factory=list)  # the prompt's last token: new text is decoded after it
     logits_processor: LogitsProcessorList = field(default_factory=LogitsProcessorList)
     sentence_stop: SentenceStop | None = None
+    stops: tuple[str, ...] = ()  # stop sequences: the streamed and final texts end before the first one
+    banned: tuple[str, ...] = ()  # banned words
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -284,6 +291,7 @@ class StoryEngine:
         self._join_space = "" if first and str(first[0]).startswith("▁") else " "
         self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
         self._word_guard = CheckpointWordGuard(tokenizer, loaded.path)
+        self._banned_words = BannedWords(tokenizer)
 
     @property
     def word_guard_available(self) -> bool:
@@ -311,6 +319,7 @@ class StoryEngine:
     def validate(self, request: GenerationRequest) -> None:
         """SettingsError / UnknownGenreError with a one-line message."""
         request.settings.validate(self.loaded.context_window)
+        validate_steering(request.banned_words, request.stop_sequences)
         genres = self.loaded.genres
         if genres:
             if request.genre is None:
@@ -483,6 +492,7 @@ class StoryEngine:
             # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
             kind = START if instruct else plan.kind
             run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
+            run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
             thread = threading.Thread(
                 target=self._generate_in_thread,
                 args=(run, prepared, config, seed, reuse_cache, request.settings.word_guard),
@@ -559,10 +569,12 @@ class StoryEngine:
                     generation_config=config,
                     streamer=run.streamer,
                     stopping_criteria=StoppingCriteriaList(
-                        [_CancelCriterion(run.cancelled), *([run.sentence_stop] if run.sentence_stop else [])]
+                        [_CancelCriterion(run.cancelled), *([run.sentence_stop] if run.sentence_stop else []),
+                         *self._stop_criteria(run, len(prepared.input_ids))]
                     ),
                     logits_processor=LogitsProcessorList(
-                        [*run.logits_processor, *self._word_guard.processors(word_guard)]
+                        [*run.logits_processor, *self._word_guard.processors(word_guard),
+                         *self._banned_words.processors(run.banned, self._eos_ids)]
                     ),
                     **cache_kwargs,
                 )
@@ -579,11 +591,14 @@ class StoryEngine:
             self._lock.release()
             run.finished.set()
 
+    def _stop_criteria(self, run: _Run, prompt_length: int) -> list[StoppingCriteria]:
+        return [StopSequenceCriterion(self.loaded.tokenizer, prompt_length, run.stops)] if run.stops else []
+
     def _build_result(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, elapsed: float,
                       started: float, seed: int | None, cached_tokens: int = 0) -> GenerationResult:
         tokenizer = self.loaded.tokenizer
         prompt_length = len(prepared.input_ids)
-        texts, endings = [], []
+        texts, endings, stops = [], [], []
         stopped_rows = run.sentence_stop.stopped_rows if run.sentence_stop else set()
         for index, row in enumerate(sequences[:, prompt_length:].tolist()):
             ends = [i for i, token in enumerate(row) if token in self._eos_ids]
@@ -591,8 +606,9 @@ class StoryEngine:
                 row = row[: ends[0]]
             if self._pad_id in row:  # a row that stopped early is padded while the others run on
                 row = row[: row.index(self._pad_id)]
-            text = decode_continuation(tokenizer, run.anchor, row)
-            text, ending = finish_passage(
+            text, stop = cut_at_stop(decode_continuation(tokenizer, run.anchor, row), run.stops)
+            stops.append(stop)
+            text, ending = ((text.lstrip() if run.strip_leading else text).rstrip(), STOP_SEQUENCE) if stop is not None else finish_passage(
                 text.lstrip() if run.strip_leading else text, ended_by_model=bool(ends),
                 cancelled=run.cancelled.is_set(), trim=run.settings.trim_sentences,
                 finished_in_grace=index in stopped_rows,
@@ -614,6 +630,7 @@ class StoryEngine:
             context_trimmed=prepared.context_trimmed,
             context_window=self.loaded.context_window,
             cached_prompt_tokens=cached_tokens,
+            stop_sequence=stops[0],
         )
         return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed,
                                 endings=tuple(endings))

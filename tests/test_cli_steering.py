@@ -1,0 +1,57 @@
+"""CLI flags for banned words and stop sequences (and later the author's note)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from storyterm import cli
+from storyterm.engine.generation import GenerationRequest, StoryEngine
+from storyterm.engine.loading import ModelSpec, load_model
+from storyterm.engine.settings import SamplerSettings
+
+GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "16"]
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = cli.main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_ban_and_stop_reach_the_engine_and_the_json(capsys, tiny_checkpoint: Path) -> None:
+    engine = StoryEngine(load_model(ModelSpec(str(tiny_checkpoint), device="cpu")))
+    settings = SamplerSettings(max_new_tokens=16, do_sample=False)
+    full = engine.generate(GenerationRequest("drama", "She opens the door", settings=settings)).text
+    stop = full[6:9]
+    expected = engine.generate(GenerationRequest("drama", "She opens the door", settings=settings,
+                                                 banned_words=("ghost", "bar"), stop_sequences=(stop, "\n"))).text
+    assert expected == full[: full.find(stop)]
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p",
+                          "She opens the door", *GREEDY_FLAGS, "--ban", "ghost", "--ban", "bar",
+                          "--stop", stop, "--stop", "\\n", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["texts"] == [expected]
+    assert data["banned_words"] == ["ghost", "bar"]
+    assert data["stop_sequences"] == [stop, "\n"]
+    assert data["stats"]["stop_sequence"] == stop
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p",
+                          "She opens the door", *GREEDY_FLAGS, "--stop", stop)
+    assert code == 0, err
+    assert out == "She opens the door" + expected + "\n"
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--ban", ""], "a banned word must be some text"),
+    (["--stop", ""], "a stop sequence must be some text"),
+])
+def test_bad_ban_and_stop_are_one_line_usage_errors(capsys, tiny_checkpoint: Path, flags, fragment) -> None:
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "The",
+                          *GREEDY_FLAGS, *flags)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err
+    assert out == ""
