@@ -55,3 +55,44 @@ def test_bad_ban_and_stop_are_one_line_usage_errors(capsys, tiny_checkpoint: Pat
     lines = err.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err
     assert out == ""
+
+
+def test_authors_note_flags_reach_the_prompt(capsys, tiny_checkpoint: Path) -> None:
+    from storyterm.engine.prompt import build_prompt
+
+    story = "A man walks into a bar. The ghost screams. She falls in love."
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", story,
+                          *GREEDY_FLAGS, "--authors-note", "Style: tense", "--authors-note-depth", "2",
+                          "--memory", "Anna.", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["prompt"] == build_prompt("drama", "A man walks into a bar. [Style: tense] The ghost screams. "
+                                                   "She falls in love.", "Anna.")
+    assert data["authors_note"] == "Style: tense" and data["authors_note_depth"] == 2
+    assert data["warnings"] == []
+    engine = StoryEngine(load_model(ModelSpec(str(tiny_checkpoint), device="cpu")))
+    expected = engine.generate(GenerationRequest("drama", story, memory="Anna.", authors_note="Style: tense",
+                                                 authors_note_depth=2,
+                                                 settings=SamplerSettings(max_new_tokens=16, do_sample=False)))
+    assert data["texts"] == expected.texts
+
+
+def test_too_long_authors_note_warns_in_one_line(capsys, tiny_checkpoint: Path) -> None:
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "The end.",
+                          *GREEDY_FLAGS, "--authors-note", "tense " * 60)
+    assert code == 0
+    assert err.count("\n") == 1 and err.startswith("storyterm: warning: the author's note")
+    assert out.startswith("The end.")
+
+
+@pytest.mark.parametrize(("flags", "fragment"), [
+    (["--authors-note-depth", "-1"], "depth must be a whole number of sentences from 0 to 100"),
+    (["--authors-note-depth", "x"], "--authors-note-depth"),
+    (["--authors-note", "x" * 1001], "at most 1000 characters"),
+])
+def test_bad_authors_note_flags_are_one_line_usage_errors(capsys, tiny_checkpoint: Path, flags, fragment) -> None:
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "The",
+                          *GREEDY_FLAGS, *flags)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err

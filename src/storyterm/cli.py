@@ -85,6 +85,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="never write this word (any spelling, capitalised too); repeatable")
     steering.add_argument("--stop", action="append", default=[], metavar="TEXT",
                           help="end the passage where this text is written (not kept; \\n is a newline); repeatable")
+    steering.add_argument("--authors-note", default="", metavar="TEXT",
+                          help="a short note put a few sentences before the end of the story, e.g. 'Style: tense'")
+    steering.add_argument("--authors-note-depth", type=int, default=3, metavar="N",
+                          help="sentences from the end of the story to the author's note (0 = after it; default 3)")
     generate.add_argument("--instruct", action=argparse.BooleanOptionalAction, default=None,
                           help="ask a chat model to continue the story (default: on when the model has a chat "
                           "template)")
@@ -389,9 +393,13 @@ def run_generate(args: argparse.Namespace) -> int:
     story = _read_story(args, genre, instruct=instruct)
     request = GenerationRequest(genre=genre, story=story, memory=args.memory, settings=settings,
                                 word_genres=config.word_genres, instruct=instruct, title=args.title or "",
-                                banned_words=tuple(args.ban), stop_sequences=tuple(_unescape(s) for s in args.stop))
+                                banned_words=tuple(args.ban), stop_sequences=tuple(_unescape(s) for s in args.stop),
+                                authors_note=args.authors_note, authors_note_depth=args.authors_note_depth)
     engine.validate(request)
     prompt_text = engine.prompt_text(request) if args.json else ""
+    warnings = engine.prepare(request).warnings
+    for warning in warnings:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
     stream = engine.stream(request)
     out = sys.stdout
     # With trimming on, text after the last sentence end may still be cut: it is printed once the passage is done.
@@ -418,7 +426,7 @@ def run_generate(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if args.json:
         data = _result_json(loaded, request, result)
-        data.update(prompt=prompt_text, instruct=instruct)
+        data.update(prompt=prompt_text, instruct=instruct, warnings=list(warnings))
         print(json.dumps(data, ensure_ascii=False))
         return EXIT_OK
     out.write(settled.finish(result.text) + "\n")
@@ -450,6 +458,8 @@ def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) ->
         "settings": request.settings.to_dict(),
         "banned_words": list(request.banned_words),
         "stop_sequences": list(request.stop_sequences),
+        "authors_note": request.authors_note,
+        "authors_note_depth": request.authors_note_depth,
         "stats": result.stats.to_dict(),
     }
 

@@ -20,6 +20,7 @@ from transformers import (GenerationConfig, LogitsProcessorList, StoppingCriteri
                           TextIteratorStreamer)
 
 from . import kv_cache
+from .authors_note import DEFAULT_NOTE_DEPTH, header_cap, place_note, validate_note
 from .context import WORD_END, PromptCache, SmartWindow
 from .errors import EngineBusyError, SettingsError, StorytermError, UnknownGenreError
 from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
@@ -64,6 +65,8 @@ class GenerationRequest:
     title: str = ""  # told to the model in instruct mode
     banned_words: tuple[str, ...] = ()  # never generated, in any spelling (engine/steering.py)
     stop_sequences: tuple[str, ...] = ()  # the passage ends where one is written; it is not part of the text
+    authors_note: str = ""  # put authors_note_depth sentences before the story's end (engine/authors_note.py)
+    authors_note_depth: int = DEFAULT_NOTE_DEPTH
 
 
 @dataclass(frozen=True)
@@ -118,6 +121,8 @@ class PreparedPrompt:
     header_tokens: int
     story_tokens: int
     context_trimmed: bool
+    note_tokens: int = 0  # the author's note's tokens (between the story's start and its last sentences)
+    warnings: tuple[str, ...] = ()  # one line each, e.g. an author's note left out because it was too long
 
 
 class _CancelCriterion(StoppingCriteria):
@@ -320,6 +325,7 @@ class StoryEngine:
         """SettingsError / UnknownGenreError with a one-line message."""
         request.settings.validate(self.loaded.context_window)
         validate_steering(request.banned_words, request.stop_sequences)
+        validate_note(request.authors_note, request.authors_note_depth)
         genres = self.loaded.genres
         if genres:
             if request.genre is None:
@@ -360,8 +366,13 @@ class StoryEngine:
             header_ids = self._header_ids(request)
             leading_space = bool(header_ids)
         budget = self.loaded.context_window - request.settings.max_new_tokens - len(closing_ids)
+        note = place_note(request.authors_note, request.authors_note_depth, story, encode=self._encode_writer_text,
+                          leading_space=leading_space, header_tokens=len(header_ids), budget=budget,
+                          window=self.loaded.context_window)
+        story, budget = note.before, budget - len(note.tail_ids)  # the note and the story after it are kept whole
+        warnings = [note.warning] if note.warning else []
         story_ids, tail_start = self._encode_story_tail(story, leading_space=leading_space, min_tokens=budget)
-        trimmed = tail_start is not None or len(header_ids) + len(story_ids) > budget
+        trimmed = note.trimmed or tail_start is not None or len(header_ids) + len(story_ids) > budget
         if trimmed:
             if closing_ids:  # an instruct request is kept whole: cut, it would stop making sense
                 if len(header_ids) >= budget:
@@ -370,18 +381,22 @@ class StoryEngine:
                         f"model's {self.loaded.context_window}-token context: shorten the memory or the passage "
                         "length, or turn instruct mode off")
             else:
-                # Keep the header whole unless memory alone would crowd out the story: then memory's tail goes.
-                header_cap = max(1, budget - min(len(story_ids), budget // 2))
-                header_ids = header_ids[:header_cap]
+                # Keep the header whole unless memory (and note) alone take half the window: then memory's tail goes.
+                cap = header_cap(len(header_ids), note.note_tokens, len(story_ids), budget, self.loaded.context_window)
+                if cap < len(header_ids):
+                    warnings.append(f"the memory is too long for this model's {self.loaded.context_window}-token "
+                                    f"context: only its first {cap} tokens are read; shorten it")
+                header_ids = header_ids[:cap]
             keep = budget - len(header_ids)
             if self._smart_window is not None:
                 story_ids = self._smart_window.story_ids(story, tail_start or 0, story_ids, keep)
             else:
                 story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
-        input_ids = list(header_ids) + list(story_ids) + closing_ids
+        input_ids = list(header_ids) + list(story_ids) + note.tail_ids + closing_ids
         if not input_ids:
             raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
-        return PreparedPrompt(input_ids, len(header_ids), len(story_ids), trimmed)
+        story_tokens = len(story_ids) + len(note.tail_ids) - note.note_tokens
+        return PreparedPrompt(input_ids, len(header_ids), story_tokens, trimmed, note.note_tokens, tuple(warnings))
 
     def _header_ids(self, request: GenerationRequest) -> list[int]:
         """``<BOS> <genre>`` for genre tokens, ``<BOS> This is a horror story.`` in words, then the memory."""
