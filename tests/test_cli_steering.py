@@ -12,7 +12,7 @@ from storyterm.engine.generation import GenerationRequest, StoryEngine
 from storyterm.engine.loading import ModelSpec, load_model
 from storyterm.engine.settings import SamplerSettings
 
-GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "16"]
+GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "16", "--no-trim"]
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -23,12 +23,12 @@ def _run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_ban_and_stop_reach_the_engine_and_the_json(capsys, tiny_checkpoint: Path) -> None:
     engine = StoryEngine(load_model(ModelSpec(str(tiny_checkpoint), device="cpu")))
-    settings = SamplerSettings(max_new_tokens=16, do_sample=False)
+    settings = SamplerSettings(max_new_tokens=16, do_sample=False, trim_sentences=False)
     full = engine.generate(GenerationRequest("drama", "She opens the door", settings=settings)).text
     stop = full[6:9]
     expected = engine.generate(GenerationRequest("drama", "She opens the door", settings=settings,
                                                  banned_words=("ghost", "bar"), stop_sequences=(stop, "\n"))).text
-    assert expected == full[: full.find(stop)]
+    assert expected == full[: full.find(stop)].rstrip()
     code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p",
                           "She opens the door", *GREEDY_FLAGS, "--ban", "ghost", "--ban", "bar",
                           "--stop", stop, "--stop", "\\n", "--json")
@@ -73,7 +73,8 @@ def test_authors_note_flags_reach_the_prompt(capsys, tiny_checkpoint: Path) -> N
     engine = StoryEngine(load_model(ModelSpec(str(tiny_checkpoint), device="cpu")))
     expected = engine.generate(GenerationRequest("drama", story, memory="Anna.", authors_note="Style: tense",
                                                  authors_note_depth=2,
-                                                 settings=SamplerSettings(max_new_tokens=16, do_sample=False)))
+                                                 settings=SamplerSettings(max_new_tokens=16, do_sample=False,
+                                                                           trim_sentences=False)))
     assert data["texts"] == expected.texts
 
 

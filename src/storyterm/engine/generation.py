@@ -623,8 +623,9 @@ class StoryEngine:
                 row = row[: row.index(self._pad_id)]
             text, stop = cut_at_stop(decode_continuation(tokenizer, run.anchor, row), run.stops)
             stops.append(stop)
-            text, ending = ((text.lstrip() if run.strip_leading else text).rstrip(), STOP_SEQUENCE) if stop is not None else finish_passage(
-                text.lstrip() if run.strip_leading else text, ended_by_model=bool(ends),
+            text = text.lstrip() if run.strip_leading else text
+            text, ending = (text.rstrip(), STOP_SEQUENCE) if stop is not None else finish_passage(
+                text, ended_by_model=bool(ends),
                 cancelled=run.cancelled.is_set(), trim=run.settings.trim_sentences,
                 finished_in_grace=index in stopped_rows,
             )
