@@ -60,6 +60,16 @@ def test_export_to_file(tmp_path: Path, capsys) -> None:
     assert "as txt" in capsys.readouterr().err
 
 
+def test_export_refuses_a_file_ending_it_cannot_write(tmp_path: Path) -> None:
+    make("Docx", "Words here.", folder=tmp_path)
+    target = tmp_path / "story.docx"
+    with pytest.raises(DraftFileError, match=r"cannot write \.docx files.*\.md.*\.txt"):
+        run(["export", "Docx", "--folder", str(tmp_path), "-o", str(target)])
+    assert not target.exists()
+    assert run(["export", "Docx", "--folder", str(tmp_path), "-o", str(target), "--format", "md"]) == 0  # asked for
+    assert run(["export", "Docx", "--folder", str(tmp_path), "-o", str(tmp_path / "story.markdown")]) == 0
+
+
 def test_export_unknown_and_ambiguous_names(tmp_path: Path) -> None:
     with pytest.raises(DraftNotFoundError, match="no draft 'ghost'"):
         run(["export", "ghost", "--folder", str(tmp_path)])

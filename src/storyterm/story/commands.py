@@ -138,8 +138,8 @@ def run_export(args: argparse.Namespace) -> int:
     if args.output is None:
         sys.stdout.write(render(draft, args.format or "md"))
         return 0
-    fmt = format_for(args.output, args.format)
     check_export_target(args.output, path, force=args.force)
+    fmt = format_for(args.output, args.format)
     export_draft(draft, args.output, fmt)
     print(f"Exported {draft.title!r} as {fmt} to {args.output}", file=sys.stderr)
     return 0

@@ -43,11 +43,21 @@ def render(draft: Draft, fmt: str) -> str:
     raise DraftFileError(Path(f"<{fmt}>"), f"unknown export format {fmt!r}; choose one of: {', '.join(EXPORT_FORMATS)}")
 
 
+# File name endings and the format they mean; a name without one gets Markdown.
+SUFFIX_FORMATS = {".md": "md", ".markdown": "md", ".txt": "txt", ".text": "txt", "": "md"}
+
+
 def format_for(path: Path, fmt: str | None = None) -> str:
-    """The explicit format, else the one the file name suggests (``.txt`` → txt), else Markdown."""
+    """The explicit format, else the one the file name's ending names. An ending storyterm cannot write
+    (``story.docx``) is refused: writing Markdown into it would give a file its program cannot open."""
     if fmt is not None:
         return fmt
-    return "txt" if Path(path).suffix.lower() in (".txt", ".text") else "md"
+    suffix = Path(path).suffix.lower()
+    if suffix not in SUFFIX_FORMATS:
+        raise DraftFileError(
+            Path(path), f"cannot write {suffix} files: export as Markdown (.md) or plain text (.txt)"
+        )
+    return SUFFIX_FORMATS[suffix]
 
 
 def export_draft(draft: Draft, path: Path, fmt: str | None = None) -> Path:

@@ -22,6 +22,7 @@ Usage (the TUI drives the timers, see ``autosave.py``)::
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -37,6 +38,7 @@ from .store import (
     DraftFileError,
     NameTaken,
     _record_stamp,
+    backup_path,
     encode_draft,
     load_draft,
     new_draft_path,
@@ -215,3 +217,27 @@ class Workspace:
             self.emergency_path = path
             return path
         raise DraftFileError(folder, "could not find a free file name for the emergency copy")
+
+    def rename(self, title: str) -> Path:
+        """Give the draft a new title; its file follows it (``the-new-title.json``, or ``-2``… when that name is
+        taken: never over another file), the old file and its backup go. Returns the draft's file, or for a new
+        draft without one, where its first save will go. Raises DraftFileError (the old file is kept)."""
+        self.draft.title = title
+        old = self.path
+        stem = slugify(title)
+        if old is None:
+            self.autosaver.path = new_draft_path(title, self.autosaver.path.parent)
+            return self.autosaver.path
+        if stem in (old.stem, re.sub(r"-\d+$", "", old.stem)):
+            self.save_now()
+            return old
+        revision = self.draft.revision
+        written = claim_draft_file(self.draft, old.parent / f"{stem}{DRAFT_SUFFIX}")
+        self.autosaver.path = written
+        self.autosaver.mark_saved(revision)
+        for stale in (old, backup_path(old)):
+            try:
+                os.unlink(stale)
+            except OSError:
+                pass  # the draft lives on in its new file
+        return written

@@ -34,6 +34,7 @@ from storyterm.story import Draft, DraftInfo, default_drafts_dir, list_drafts, l
 from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
 from storyterm.story.workspace import Workspace, emergency_dir
+from storyterm.tui.draft_actions import DraftActions
 from storyterm.tui.keymap import BY_NAME, STORY_ACTIONS, build_bindings, key_table, pretty_keys, system_commands
 from storyterm.tui.model_modes import (
     draft_genre,
@@ -60,7 +61,7 @@ if TYPE_CHECKING:
 AUTOSAVE_TICK_S = 0.25
 CONTEXT_USAGE_DELAY_S = 0.4
 
-class StorytermApp(App[int]):
+class StorytermApp(DraftActions, App[int]):
     CSS_PATH = [Path(__file__).parent / "app.tcss", Path(__file__).parent / "dialogs.tcss"]
     TITLE = "storyterm"
     BINDINGS = build_bindings(DEFAULT_KEYS)
@@ -101,8 +102,10 @@ class StorytermApp(App[int]):
         handle_signals: bool = False,
         use_session: bool = False,
         debug: bool = False,
+        last_draft_record: Path | None = None,
     ) -> None:
         super().__init__()
+        self.last_draft_record = last_draft_record  # where the open draft is remembered for the next launch
         from storyterm.engine.loading import ModelSpec  # no torch import: loading imports it lazily
 
         self.spec = spec or ModelSpec()
@@ -328,8 +331,7 @@ class StorytermApp(App[int]):
         assert self.loaded is not None
         choice = offered_genres(self.loaded, self.config)
         self.picker.set_genres(list(choice.genres), selected, in_words=choice.in_words)
-        if self.draft.genre != self.picker.genre:
-            self.draft.genre = self.picker.genre
+        self._adopt_picker_genre()
 
     @property
     def instruct(self) -> bool:
@@ -720,6 +722,7 @@ class StorytermApp(App[int]):
     # -- status -------------------------------------------------------------------------------------------------
 
     def _update_status(self) -> None:
+        self._remember_draft_path()
         loaded = self.loaded
         if self.generating:
             state = "generating…"
@@ -1111,7 +1114,13 @@ def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) ->
     if not all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout)):
         raise StorytermError("the editor needs a terminal (standard input and output are not one); "
                              "use `storyterm generate` in pipes and scripts")
-    app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug)
+    from storyterm.story.recent import last_draft, last_draft_record
+
+    record = last_draft_record()
+    if draft_path is None:
+        draft_path = last_draft(record)  # reopen what the writer was working on; ctrl+n starts a new one
+    app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug,
+                       last_draft_record=record)
     app.hard_exit_s = 3.0
     returned = app.run()
     code = exit_code(app, returned)

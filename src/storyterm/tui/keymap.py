@@ -23,6 +23,7 @@ class Action:
     priority: bool = True         # a priority binding: works whatever has focus
     story_changing: bool = False  # refused while a modal is open or a passage streams
     palette_action: str | None = None   # what the palette runs, when it differs from the key's action
+    palette_only: bool = False    # no key: only in the command palette (and listed in the help)
 
     @property
     def name(self) -> str:
@@ -50,6 +51,13 @@ ACTIONS: list[Action] = [
     Action("open", "open", "Open", "Open a draft", shown=False, story_changing=True),
     Action("new", "new", "New", "Start a new draft (the current one is saved)", shown=False, story_changing=True),
     Action("quit", "quit", "Quit", "Save and quit", shown=False),
+    Action("rename", "rename", "Rename", "Give the draft a new title (its file name follows)", palette_only=True),
+    Action("delete_draft", "delete_draft", "Delete draft", "Move the draft to the trash (it can be restored)",
+           palette_only=True),
+    Action("restore_draft", "restore_draft", "Restore a draft", "Bring a draft back from the trash",
+           palette_only=True),
+    Action("export", "export", "Export", "Export the story as Markdown (.md) or plain text (.txt)",
+           palette_only=True),
     Action("help", "help", "Help", "Show every key", priority=False),
     Action("focus_mode", "focus_mode", "Panels", "Hide or show the side panels (focus mode)", priority=False),
     Action("switch_model", "switch_model", "Model", "Switch model (built-in, local directory, hub id)",
@@ -66,13 +74,14 @@ def build_bindings(keys: dict[str, str]) -> list[Binding]:
         Binding(keys.get(a.id, DEFAULT_KEYS[a.id]), a.action, a.label, show=a.shown, priority=a.priority,
                 id=a.id, tooltip=a.help)
         for a in ACTIONS
+        if not a.palette_only
     ]
 
 
 def key_table(keys: dict[str, str]) -> list[tuple[str, str]]:
     """(keys, help) for every action, with the keys in force (config overrides included)."""
     keymap = {**DEFAULT_KEYS, **keys}
-    return [(pretty_keys(keymap[a.id]), a.help) for a in ACTIONS]
+    return [("ctrl+p: " + a.label if a.palette_only else pretty_keys(keymap[a.id]), a.help) for a in ACTIONS]
 
 
 def system_commands(app: App[Any], inherited: Iterable[SystemCommand]) -> Iterable[SystemCommand]:
