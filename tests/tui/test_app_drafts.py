@@ -82,6 +82,29 @@ async def test_crash_is_offered_for_recovery_and_the_marker_cleared(
     assert not list(markers.glob("*.json"))  # a clean quit removes the app's own marker
 
 
+async def test_no_recovery_question_for_the_draft_already_reopened(
+    make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    from storyterm.story.session import sessions_dir
+
+    draft_path = tmp_path / "drafts" / "lost.json"
+    draft_path.parent.mkdir(parents=True)
+    save_draft(Draft(title="Lost", text="The night the power failed"), draft_path)
+    markers = sessions_dir()
+    markers.mkdir(parents=True)
+    crashed_marker = markers / "dead.json"
+    crashed_marker.write_text(json.dumps({"pid": 2**22 + 7, "host": socket.gethostname(),
+                                          "draft_path": str(draft_path)}))
+    app = make_app(use_session=True, draft_path=draft_path)  # the last draft, reopened by the relaunch
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert not app.screen.query(".dialog-title")
+        assert app.draft.text == "The night the power failed"
+        assert not crashed_marker.exists()
+
+
 async def test_an_unreadable_draft_is_left_alone_and_typing_saves_elsewhere(make_app, tmp_path: Path) -> None:
     broken = tmp_path / "broken.json"
     broken.write_bytes(b'{"format_version": 1, "title": ')

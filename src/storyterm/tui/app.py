@@ -895,7 +895,7 @@ class StorytermApp(DraftActions, App[int]):
         """A previous run died without closing: offer its newest autosaved draft."""
         crashed = find_crashed_sessions()
         offer = next((c for c in crashed if c.draft_path is not None), None)
-        if offer is None:
+        if offer is None or _same_path(offer.draft_path, self.draft_path):  # already open (the last draft)
             for stale in crashed:
                 stale.discard()
             return
@@ -1055,6 +1055,10 @@ class StorytermApp(DraftActions, App[int]):
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
         return system_commands(self, super().get_system_commands(screen))
+
+
+def _same_path(a: Path | None, b: Path | None) -> bool:
+    return a is not None and b is not None and a.resolve() == b.resolve()
 
 
 def _draft_label(info: DraftInfo) -> str:

@@ -51,12 +51,12 @@ ACTIONS: list[Action] = [
     Action("open", "open", "Open", "Open a draft", shown=False, story_changing=True),
     Action("new", "new", "New", "Start a new draft (the current one is saved)", shown=False, story_changing=True),
     Action("quit", "quit", "Quit", "Save and quit", shown=False),
-    Action("rename", "rename", "Rename", "Give the draft a new title (its file name follows)", palette_only=True),
-    Action("delete_draft", "delete_draft", "Delete draft", "Move the draft to the trash (it can be restored)",
+    Action("rename", "rename", "Rename", "Give the draft a new title; its file follows", palette_only=True),
+    Action("delete_draft", "delete_draft", "Delete draft", "Move the draft to the trash (restorable)",
            palette_only=True),
     Action("restore_draft", "restore_draft", "Restore a draft", "Bring a draft back from the trash",
            palette_only=True),
-    Action("export", "export", "Export", "Export the story as Markdown (.md) or plain text (.txt)",
+    Action("export", "export", "Export", "Write the story to a .md or .txt file",
            palette_only=True),
     Action("help", "help", "Help", "Show every key", priority=False),
     Action("focus_mode", "focus_mode", "Panels", "Hide or show the side panels (focus mode)", priority=False),
@@ -81,7 +81,11 @@ def build_bindings(keys: dict[str, str]) -> list[Binding]:
 def key_table(keys: dict[str, str]) -> list[tuple[str, str]]:
     """(keys, help) for every action, with the keys in force (config overrides included)."""
     keymap = {**DEFAULT_KEYS, **keys}
-    return [("ctrl+p: " + a.label if a.palette_only else pretty_keys(keymap[a.id]), a.help) for a in ACTIONS]
+    return [
+        ("ctrl+p", f"{a.label} — {a.help[:1].lower()}{a.help[1:]}") if a.palette_only
+        else (pretty_keys(keymap[a.id]), a.help)
+        for a in ACTIONS
+    ]
 
 
 def system_commands(app: App[Any], inherited: Iterable[SystemCommand]) -> Iterable[SystemCommand]:
