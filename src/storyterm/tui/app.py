@@ -734,7 +734,11 @@ class StorytermApp(DraftActions, App[int]):
             state = "ready"
         count = self.draft.alternative_count
         index = self.draft.alternative_index
-        self.status.set(
+        try:
+            status = self.status
+        except NoMatches:
+            return  # an autosave tick while the app is closing: the widgets are gone, the save is done
+        status.set(
             model=loaded.name if loaded else self.spec.source,
             device=str(loaded.device) if loaded else self.spec.device,
             dtype=dtype_name(loaded.dtype) if loaded else self.spec.dtype,
