@@ -88,6 +88,7 @@ def test_stop_sequence_ends_the_passage_and_is_not_in_it(loaded: LoadedModel) ->
     result = stream.result()
     assert "".join(pieces).rstrip() == expected == result.text
     assert result.stats.stop_sequence == stop
+    assert result.endings[0] == "stop-sequence"
     assert result.stats.new_tokens < GREEDY.max_new_tokens
     assert result.stats.to_dict()["stop_sequence"] == stop
     # A stop that is never written changes nothing.
