@@ -116,7 +116,7 @@ def test_prompt_always_fits_header_first_story_tail_last(loaded: LoadedModel, sm
         note_ids = _ids(loaded, " [" + note + "]")
         after = " " + after if after else ""
     start = len(ids) - len(_ids(loaded, after)) - len(note_ids) if not prepared.context_trimmed or before else None
-    if start is not None and ids[start : start + len(note_ids)] == note_ids:
+    if start is not None and start >= len(header) and ids[start : start + len(note_ids)] == note_ids:
         # The story after the note is whole and last; the story before it is the tail of the text before the note.
         assert ids[start + len(note_ids):] == _ids(loaded, after)
         story_part = ids[len(header): start]
