@@ -5,14 +5,13 @@ longer than its context window, writes five passages in a row whose reused KV ca
 fresh read (greedy, fp32), and uses the writer's explicit settings. ``test_refused.py``: the families storyterm
 must refuse.
 Add an assertion for every family as a test parametrized over ``CAUSAL_FAMILIES`` that takes ``loaded(family)``
+(``conftest.py``)
 (fp32, shared: do not modify it) or ``model_zoo(family)`` (the checkpoint directory).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from pathlib import Path
 
 import pytest
 import torch
@@ -31,23 +30,6 @@ LONG_STORY = " ".join(SENTENCES * 12)  # several hundred tokens: longer than eve
 MEDIUM_STORY = " ".join(SENTENCES * 3)  # fits, with room for five passages before the window jumps
 
 pytestmark = pytest.mark.parametrize("family", CAUSAL_FAMILIES)
-
-
-@pytest.fixture(scope="module")
-def loaded_models() -> dict[str, LoadedModel]:
-    return {}
-
-
-@pytest.fixture
-def loaded(model_zoo: Callable[[str], Path], loaded_models: dict[str, LoadedModel]) -> Callable[[str], LoadedModel]:
-    """The family's checkpoint loaded in fp32 on the CPU, once per module."""
-
-    def load(family: str) -> LoadedModel:
-        if family not in loaded_models:
-            loaded_models[family] = load_model(ModelSpec(str(model_zoo(family)), device="cpu", dtype="fp32"))
-        return loaded_models[family]
-
-    return load
 
 
 def genre_for(loaded: LoadedModel) -> str:

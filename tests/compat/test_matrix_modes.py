@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import shutil
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -14,7 +13,6 @@ import pytest
 from storyterm import cli
 from storyterm.engine.errors import SettingsError
 from storyterm.engine.generation import GenerationRequest, StoryEngine
-from storyterm.engine.loading import LoadedModel, ModelSpec, load_model
 from storyterm.engine.prompt import CLASSIC_GENRES
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
 from tests.model_zoo import CAUSAL_FAMILIES, FAMILIES
@@ -23,21 +21,6 @@ GREEDY = SamplerSettings(max_new_tokens=4, do_sample=False, trim_sentences=False
 STORY = "The ghost screams in the old house."
 
 pytestmark = pytest.mark.parametrize("family", CAUSAL_FAMILIES)
-
-
-@pytest.fixture(scope="module")
-def loaded_models() -> dict[str, LoadedModel]:
-    return {}
-
-
-@pytest.fixture
-def loaded(model_zoo: Callable[[str], Path], loaded_models: dict[str, LoadedModel]) -> Callable[[str], LoadedModel]:
-    def load(family: str) -> LoadedModel:
-        if family not in loaded_models:
-            loaded_models[family] = load_model(ModelSpec(str(model_zoo(family)), device="cpu", dtype="fp32"))
-        return loaded_models[family]
-
-    return load
 
 
 def test_genre_tokens_or_genres_in_words(family: str, loaded) -> None:

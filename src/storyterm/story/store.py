@@ -449,7 +449,11 @@ def slugify(title: str) -> str:
 def new_draft_path(title: str, folder: Path | None = None) -> Path:
     """A free file name for a new draft titled ``title``: ``the-last-train.json``, ``the-last-train-2.json``…"""
     folder = Path(folder) if folder is not None else default_drafts_dir()
-    stem = slugify(title)
+    return free_draft_path(folder, slugify(title))
+
+
+def free_draft_path(folder: Path, stem: str) -> Path:
+    """``folder/stem.json``, or ``stem-2.json``… — the first name that neither a draft nor its backup uses."""
     candidate = folder / f"{stem}{DRAFT_SUFFIX}"
     counter = 2
     while os.path.lexists(candidate) or os.path.lexists(backup_path(candidate)):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .store import DRAFT_SUFFIX, DraftFileError, backup_path
+from .store import DraftFileError, backup_path, free_draft_path
 
 TRASH_FOLDER = "trash"
 
@@ -28,7 +28,7 @@ def restore_from_trash(path: Path, drafts_dir: Path) -> Path:
 def _move(path: Path, folder: Path, failure: str) -> Path:
     try:
         folder.mkdir(parents=True, exist_ok=True)
-        target = _free_name(folder, path.stem)
+        target = free_draft_path(folder, path.stem)
         # A hard link fails if the name is taken, so two storyterms cannot move onto the same name.
         os.link(path, target)
         os.unlink(path)
@@ -41,12 +41,3 @@ def _move(path: Path, folder: Path, failure: str) -> Path:
         except OSError:
             pass  # the draft itself moved; a stale backup left behind is harmless
     return target
-
-
-def _free_name(folder: Path, stem: str) -> Path:
-    candidate = folder / f"{stem}{DRAFT_SUFFIX}"
-    counter = 2
-    while os.path.lexists(candidate) or os.path.lexists(backup_path(candidate)):
-        candidate = folder / f"{stem}-{counter}{DRAFT_SUFFIX}"
-        counter += 1
-    return candidate
