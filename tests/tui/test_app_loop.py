@@ -471,3 +471,16 @@ async def test_a_failed_regenerate_of_the_accepted_passage_leaves_the_story_as_i
         assert [n.severity for n in app._notifications][-1] == "error"
         assert app.draft.text == app.editor.text == story
         assert app.draft.pending is None and app.editor.pending_text == ""
+
+
+async def test_typing_the_app_has_not_yet_heard_of_is_kept_by_generate(make_app) -> None:
+    """Fast typing then ctrl+g (a paste arriving as keys): the editor holds the text before its Changed messages
+    reach the app. Generate must read it, not continue an empty story and then overwrite the writer's words."""
+    app = make_app()
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        app.editor.insert("She opens the letter at dawn.")
+        await app.run_action("generate")          # no pause: the Changed message is still queued
+        await settle(app, pilot)
+        assert app.draft.text.startswith("She opens the letter at dawn.")
+        assert app.editor.text.startswith("She opens the letter at dawn.")

@@ -616,16 +616,20 @@ class StorytermApp(DraftActions, App[int]):
         if self.generating or self._editor_ahead:
             return
         self._editor_ahead = True
-        self.call_later(self.sync_editor)
+        self.call_later(self._sync_queued_typing)
+
+    def _sync_queued_typing(self) -> None:
+        if self._editor_ahead:
+            self.sync_editor()
 
     @on(StoryEditor.PendingDismissedByEdit)
     def _pending_dismissed_by_edit(self) -> None:
         self.sync_editor()
 
     def sync_editor(self) -> None:
-        """Bring the Draft up to the editor's text (typing since the last sync)."""
-        if not self._editor_ahead:
-            return
+        """Bring the Draft up to the editor's text (typing since the last sync). It always reads the editor: keys
+        typed just before an action (ctrl+g, ctrl+q) can be in the document before their Changed messages reach
+        the app, and a flag set by those messages would lose them."""
         self._editor_ahead = False
         if self.generating:
             return
