@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from textual import events
 from textual.pilot import Pilot
 
 from storyterm.engine.loading import ModelSpec
@@ -479,8 +480,24 @@ async def test_typing_the_app_has_not_yet_heard_of_is_kept_by_generate(make_app)
     app = make_app()
     async with app.run_test() as pilot:
         await settle(app, pilot)
-        app.editor.insert("She opens the letter at dawn.")
+        app.editor.insert("She opens the letter")
         await app.run_action("generate")          # no pause: the Changed message is still queued
         await settle(app, pilot)
-        assert app.draft.text.startswith("She opens the letter at dawn.")
-        assert app.editor.text.startswith("She opens the letter at dawn.")
+        assert app.draft.text.startswith("She opens the letter")
+        assert app.editor.text.startswith("She opens the letter")
+
+
+async def test_keys_still_queued_in_the_editor_come_before_a_priority_action(make_app) -> None:
+    """ctrl+g is a priority binding: the app runs it as soon as the key arrives, while the letters typed just
+    before it may still wait in the editor's queue. The action must run after them."""
+    app = make_app()
+    async with app.run_test() as pilot:
+        await settle(app, pilot)
+        app.editor.focus()
+        await pilot.pause()
+        for character in "At dawn":
+            app.editor.post_message(events.Key(character, character))   # queued, not yet handled
+        await app.run_action("generate")
+        await settle(app, pilot)
+        assert app.draft.text.startswith("At dawn")
+        assert app.editor.text.startswith("At dawn")

@@ -141,6 +141,7 @@ class StorytermApp(DraftActions, App[int]):
         self.use_session = use_session
         self.session: Session | None = None
         self._editor_ahead = False  # the editor holds typing the Draft has not seen yet (see sync_editor)
+        self._behind_editor_keys = False  # an action is running after the editor's queued keys (run_action)
         self.exit_message: str | None = None  # run_app prints it on stderr (e.g. where the emergency copy is)
         self._emergency: tuple[int, Path] | None = None  # (draft revision, copy) of the last emergency copy
 
@@ -639,8 +640,23 @@ class StorytermApp(DraftActions, App[int]):
             self._story_changed(typing=True)
 
     async def run_action(self, action: Any, default_namespace: Any = None, namespaces: Any = None) -> bool:
+        name = action.split("(")[0].removeprefix("app.") if isinstance(action, str) else None
+        if (name in BY_NAME and self.focused is self.editor and not self._behind_editor_keys
+                and self.check_action(name, ())):  # a disabled binding must stay unhandled (tab then moves focus)
+            # A priority binding (ctrl+g, ctrl+q…) overtakes keys still queued in the editor: typing followed at
+            # once by ctrl+g would be generated over and lost. Run the action after the editor's queued keys.
+            self.editor.call_later(self.call_later, self._run_behind_editor_keys, action, default_namespace,
+                                   namespaces)
+            return True
         self.sync_editor()
         return await super().run_action(action, default_namespace, namespaces)
+
+    async def _run_behind_editor_keys(self, action: Any, default_namespace: Any, namespaces: Any) -> None:
+        self._behind_editor_keys = True
+        try:
+            await self.run_action(action, default_namespace, namespaces)
+        finally:
+            self._behind_editor_keys = False
 
     def _story_changed(self, *, typing: bool = False) -> None:
         """After every change: typing is saved by the autosave tick, anything structural right away."""
