@@ -264,3 +264,20 @@ async def test_generations_leave_no_dead_footer_keys_behind(make_app, scripted_e
         assert len(app.draft.passages) >= 5
         assert dead_keys() <= 20  # at most one rebuild's worth waiting for the collector, not one per generation
         await pilot.press("ctrl+q")
+
+
+async def test_an_autosave_tick_while_the_app_shuts_down_still_saves_the_editor(make_app) -> None:
+    """The tick fired after the screen's widgets were detached (seen in CI at the end of run_test): it failed
+    to find the editor, so the app crashed on the way out instead of saving the last words."""
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press(*"Last words")
+        await app.screen.query_one("#main").remove()
+        await app.screen.query_one("#status").remove()
+        app.editor.insert(" typed")  # reaches the editor only, as keys still queued at shutdown would
+        app._autosave_tick()
+        assert app.draft.text == "Last words typed"
+        assert app.save_now(force=True)
+        assert load_draft(app.draft_path).text == "Last words typed"
+        app.exit()

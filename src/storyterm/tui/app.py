@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable, Iterable
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from textual import on, work
 from textual.app import App, ComposeResult, SystemCommand
@@ -23,6 +23,7 @@ from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.timer import Timer
+from textual.widget import Widget
 from textual.widgets import Header, Input, TextArea
 from textual.worker import get_current_worker
 
@@ -59,6 +60,7 @@ if TYPE_CHECKING:
     EngineFactory = Callable[[LoadedModel], StoryEngine]
 
 AUTOSAVE_TICK_S = 0.25
+WidgetT = TypeVar("WidgetT", bound=Widget)
 CONTEXT_USAGE_DELAY_S = 0.4
 
 class StorytermApp(DraftActions, App[int]):
@@ -141,6 +143,7 @@ class StorytermApp(DraftActions, App[int]):
         self.use_session = use_session
         self.session: Session | None = None
         self._editor_ahead = False  # the editor holds typing the Draft has not seen yet (see sync_editor)
+        self._widgets: dict[str, Widget] = {}  # see _mounted
         self._behind_editor_keys = False  # an action is running after the editor's queued keys (run_action)
         self.exit_message: str | None = None  # run_app prints it on stderr (e.g. where the emergency copy is)
         self._emergency: tuple[int, Path] | None = None  # (draft revision, copy) of the last emergency copy
@@ -180,21 +183,29 @@ class StorytermApp(DraftActions, App[int]):
         yield StatusBar(id="status")
         yield StoryFooter(compact=True)  # compact: the story keys fit in 80 columns
 
+    def _mounted(self, selector: str, kind: type[WidgetT]) -> WidgetT:
+        # Held once found: a timer that ticks while the app shuts down (its widgets already
+        # detached) still reads the writer's words and updates the status instead of failing.
+        widget = self._widgets.get(selector)
+        if widget is None:
+            widget = self._widgets[selector] = self.query_one(selector, kind)
+        return widget  # type: ignore[return-value]
+
     @property
     def editor(self) -> StoryEditor:
-        return self.query_one("#editor", StoryEditor)
+        return self._mounted("#editor", StoryEditor)
 
     @property
     def status(self) -> StatusBar:
-        return self.query_one("#status", StatusBar)
+        return self._mounted("#status", StatusBar)
 
     @property
     def picker(self) -> GenrePicker:
-        return self.query_one("#genre-picker", GenrePicker)
+        return self._mounted("#genre-picker", GenrePicker)
 
     @property
     def panel(self) -> ParameterPanel:
-        return self.query_one("#parameters", ParameterPanel)
+        return self._mounted("#parameters", ParameterPanel)
 
     def on_mount(self) -> None:
         self.editor.focus()
