@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from storyterm.engine.errors import SettingsError, StorytermError, UnknownGenreError
 from storyterm.engine.settings import MAX_ALTERNATIVES, PRESETS, SamplerSettings, preset
+from storyterm.engine.token_probs import MAX_TOKEN_PROBS
 
 if TYPE_CHECKING:
     from storyterm.engine.generation import GenerationResult
@@ -115,6 +116,10 @@ def build_parser() -> argparse.ArgumentParser:
                           help="end a passage at a sentence end: finish the sentence within a few more tokens, else "
                                "cut the unfinished tail (default: on; --no-trim keeps the passage as cut)")
     generate.add_argument("--json", action="store_true", help="print one JSON object with the texts and stats")
+    generate.add_argument("--logprobs", "--token-probs", type=int, default=0, metavar="K", dest="logprobs",
+                          help="with --json: add \"tokens\", each generated token of the first alternative with "
+                               "its probability (\"prob\": under the sampling settings, \"raw_prob\": the model's) "
+                               f"and its K likeliest candidates (0–{MAX_TOKEN_PROBS})")
     generate.set_defaults(func=run_generate)
 
     genres = subparsers.add_parser("genres", parents=[model_options], help="list the model's genres",
@@ -394,7 +399,10 @@ def run_generate(args: argparse.Namespace) -> int:
     request = GenerationRequest(genre=genre, story=story, memory=args.memory, settings=settings,
                                 word_genres=config.word_genres, instruct=instruct, title=args.title or "",
                                 banned_words=tuple(args.ban), stop_sequences=tuple(_unescape(s) for s in args.stop),
-                                authors_note=args.authors_note, authors_note_depth=args.authors_note_depth)
+                                authors_note=args.authors_note, authors_note_depth=args.authors_note_depth,
+                                token_probs=args.logprobs)
+    if args.logprobs and not args.json:
+        raise UsageError("--logprobs adds token probabilities to the JSON output: add --json")
     engine.validate(request)
     prompt_text = engine.prompt_text(request) if args.json else ""
     warnings = engine.prepare(request).warnings
@@ -461,6 +469,8 @@ def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) ->
         "authors_note": request.authors_note,
         "authors_note_depth": request.authors_note_depth,
         "stats": result.stats.to_dict(),
+        **({"tokens": None if not result.tokens or result.tokens[0] is None
+            else [token.to_dict() for token in result.tokens[0]]} if request.token_probs else {}),
     }
 
 

@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from transformers import (GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList,
@@ -30,6 +30,7 @@ from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
+from .token_probs import TokenInfo, TokenSwap, TokenTexts, align_tokens, row_token_probs, token_spans, validate_token_probs
 from .word_guard import CheckpointWordGuard
 
 if TYPE_CHECKING:
@@ -67,6 +68,7 @@ class GenerationRequest:
     stop_sequences: tuple[str, ...] = ()  # the passage ends where one is written; it is not part of the text
     authors_note: str = ""  # put authors_note_depth sentences before the story's end (engine/authors_note.py)
     authors_note_depth: int = DEFAULT_NOTE_DEPTH
+    token_probs: int = 0  # report each token's probabilities and this many top candidates (engine/token_probs.py)
 
 
 @dataclass(frozen=True)
@@ -102,6 +104,8 @@ class GenerationResult:
     cancelled: bool
     seed: int | None = None  # the seed actually used (drawn at random when the settings had none); None when greedy
     endings: tuple[str, ...] = ()  # per text, why it ends there: passage.END_OF_TEXT, SENTENCE, TRIMMED, WORD…
+    # per text, its tokens with probabilities (request.token_probs > 0); None where they could not be aligned
+    tokens: tuple[tuple[TokenInfo, ...] | None, ...] = ()
 
     @property
     def text(self) -> str:
@@ -233,6 +237,7 @@ class _Run:
     sentence_stop: SentenceStop | None = None
     stops: tuple[str, ...] = ()  # stop sequences: the streamed and final texts end before the first one
     banned: tuple[str, ...] = ()  # banned words
+    token_probs: int = 0  # top candidates per token to report (0: no probabilities)
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -290,6 +295,7 @@ class StoryEngine:
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
         self._token_surfaces: TokenSurfaces | None = None  # built on the first generation (one batch decode)
+        self._token_texts: TokenTexts | None = None  # candidate token texts, decoded when first asked for
         # SentencePiece-style tokenizers mark a word start themselves: a space before the story would become a stray
         # "▁" token after <s>.
         first = tokenizer.convert_ids_to_tokens(tokenizer("a", add_special_tokens=False)["input_ids"][:1])
@@ -326,6 +332,7 @@ class StoryEngine:
         request.settings.validate(self.loaded.context_window)
         validate_steering(request.banned_words, request.stop_sequences)
         validate_note(request.authors_note, request.authors_note_depth)
+        validate_token_probs(request.token_probs)
         genres = self.loaded.genres
         if genres:
             if request.genre is None:
@@ -491,6 +498,9 @@ class StoryEngine:
             and self._wants_static_cache(len(prepared.input_ids))
         ):
             config.cache_implementation = "static"
+        if request.token_probs:
+            # The exact distributions generate samples from (scores) and the model's own (logits): token_probs.py
+            config.output_scores = config.output_logits = config.return_dict_in_generate = True
         seed = None
         if request.settings.do_sample:
             seed = request.settings.seed if request.settings.seed is not None else secrets.randbelow(2**32)
@@ -508,6 +518,7 @@ class StoryEngine:
             kind = START if instruct else plan.kind
             run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
             run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
+            run.token_probs = request.token_probs
             thread = threading.Thread(
                 target=self._generate_in_thread,
                 args=(run, prepared, config, seed, reuse_cache, request.settings.word_guard),
@@ -594,9 +605,15 @@ class StoryEngine:
                     **cache_kwargs,
                 )
             elapsed = time.perf_counter() - started
+            raw_steps = processed_steps = None
+            if not isinstance(sequences, torch.Tensor):  # return_dict_in_generate: probabilities asked for
+                raw_steps, processed_steps, sequences = sequences.logits, sequences.scores, sequences.sequences
             if reuse_cache:
                 self._prompt_cache.keep(cache_kwargs["cache"], sequences[0].tolist())
             run.result = self._build_result(run, prepared, sequences, elapsed, started, seed, cached_tokens)
+            if raw_steps is not None:
+                run.result = replace(run.result, tokens=self._token_probs(run, prepared, sequences, raw_steps,
+                                                                          processed_steps, run.result.texts))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             if self._prompt_cache is not None:
                 self._prompt_cache.clear()
@@ -608,6 +625,20 @@ class StoryEngine:
 
     def _stop_criteria(self, run: _Run, prompt_length: int) -> list[StoppingCriteria]:
         return [StopSequenceCriterion(self.loaded.tokenizer, prompt_length, run.stops)] if run.stops else []
+
+    def _token_probs(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, raw_steps: Any,
+                     processed_steps: Any, texts: list[str]) -> tuple[tuple[TokenInfo, ...] | None, ...]:
+        tokenizer = self.loaded.tokenizer
+        if self._token_texts is None:
+            self._token_texts = TokenTexts(tokenizer)
+        out = []
+        for index, row in enumerate(sequences[:, len(prepared.input_ids):].tolist()):
+            ends = [i for i, token in enumerate(row) if token in self._eos_ids or token == self._pad_id]
+            row = row[: ends[0]] if ends else row
+            measured = row_token_probs(tokenizer, run.anchor, row, raw_steps, processed_steps, index, run.token_probs)
+            decoded, spans = token_spans(tokenizer, run.anchor, row)
+            out.append(align_tokens(decoded, spans, texts[index], run.lead, measured, self._token_texts))
+        return tuple(out)
 
     def _build_result(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, elapsed: float,
                       started: float, seed: int | None, cached_tokens: int = 0) -> GenerationResult:

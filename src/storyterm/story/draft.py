@@ -37,6 +37,9 @@ from typing import Any
 
 from storyterm.engine.errors import SettingsError, StorytermError
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
+from storyterm.engine.token_probs import TokenInfo
+
+from .token_data import decode_tokens, encode_tokens
 
 FORMAT_VERSION = 1
 MAX_UNDO_STEPS = 500
@@ -79,13 +82,28 @@ class Passage:
     stopped: bool = False  # cut short by the writer
     context_length: int = 0  # length of the story this passage continued
     context_digest: str = ""  # context_digest() of that story: equal digests = alternatives at one spot
+    # Optional, absent from older files: the tokens and their probabilities (story/token_data.py), and for a token
+    # swap where it branched: {"from": passage id, "token": index of the swapped token}.
+    tokens: dict | None = None
+    branch: dict | None = None
 
     def continues(self, story: str) -> bool:
         """Whether this passage was generated right after exactly ``story``."""
         return len(story) == self.context_length and context_digest(story) == self.context_digest
 
     def to_dict(self) -> dict[str, Any]:
-        return {f.name: getattr(self, f.name) for f in fields(self)}
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        for optional in _OPTIONAL_PASSAGE_FIELDS:
+            if data[optional] is None:
+                del data[optional]
+        return data
+
+    def token_infos(self) -> tuple[TokenInfo, ...] | None:
+        """The stored tokens (texts joined = ``text``), or None when the passage has none."""
+        return decode_tokens(self.tokens, self.text) if self.tokens is not None else None
+
+
+_OPTIONAL_PASSAGE_FIELDS = ("tokens", "branch")
 
 
 @dataclass(frozen=True)
@@ -227,6 +245,23 @@ class Draft:
     def word_count(self) -> int:
         return len(self._text.split())
 
+    def placed_passages(self) -> list[tuple[int, Passage]]:
+        """(offset in ``text_with_pending``, passage) for the pending passage and the accepted ones whose text still
+        lies unchanged where it was generated (walking up from the last accepted one), story order."""
+        placed = []
+        pending = self.pending
+        if pending is not None:
+            placed.append((len(self._text), pending))
+        passage = self.last_accepted
+        seen: set[str] = set()
+        while passage is not None and passage.id not in seen:
+            seen.add(passage.id)
+            start = passage.context_length
+            if self._text[start : start + len(passage.text)] == passage.text and passage.text:
+                placed.append((start, passage))
+            passage = self._passages.get(passage.parent_id) if passage.parent_id else None
+        return sorted(placed, key=lambda item: item[0])
+
     def children(self, passage_id: str | None) -> list[Passage]:
         """Passages whose parent is ``passage_id`` (``None``: the roots)."""
         return [p for p in self._passages.values() if p.parent_id == passage_id]
@@ -336,9 +371,11 @@ class Draft:
         seed: int | None,
         model: str,
         stopped: bool = False,
+        tokens: tuple[TokenInfo, ...] | None = None,
     ) -> Passage:
         """Record a finished or stopped generation that continued the current story; it becomes the pending
-        passage. Called again at the same spot it adds a sibling (regenerate)."""
+        passage. Called again at the same spot it adds a sibling (regenerate). ``tokens``: its tokens with their
+        probabilities (their texts must join to ``text``; otherwise they are not kept)."""
         # Checked here, not at save time: whatever enters the tree must save and load again.
         settings_dict = settings.to_dict() if isinstance(settings, SamplerSettings) else dict(settings)
         try:
@@ -361,11 +398,37 @@ class Draft:
             stopped=bool(stopped),
             context_length=len(self._text),
             context_digest=self._text_digest(),
+            tokens=_stored_tokens(text, tokens),
         )
         self._push("generate")
         self._passages[passage.id] = passage
         self._pending_id = passage.id
         self._touch()
+        return passage
+
+    def add_swap(self, source_id: str, token_index: int, text: str, *, tokens: tuple[TokenInfo, ...] | None,
+                 genre: str | None, settings: SamplerSettings | Mapping[str, Any], seed: int | None, model: str,
+                 stopped: bool = False) -> Passage:
+        """A token swap's result: a sibling of ``source_id`` (same spot) that records where it branched. It takes
+        the source's place on screen: the pending passage, or the accepted one at the end of the story. One undo
+        step; the source stays in the tree."""
+        source = self.passage(source_id)
+        head = self._accepted_spot()
+        is_pending = source.id == self._pending_id
+        if not is_pending and (head is None or head.id != source.id):
+            raise DraftError("a token can only be swapped in the newest passage (pending, or accepted last)")
+        _require_str("text", text)
+        self._push("swap")
+        if not is_pending:  # accepted at the end of the story: the new take replaces its text there
+            self._text = self._text[: len(self._text) - len(source.text)]
+        passage = self.add_alternative(text, genre=genre, settings=settings, seed=seed, model=model,
+                                       stopped=stopped, tokens=tokens)
+        self._undo.pop()  # add_alternative's own step: the swap is one step
+        passage.branch = {"from": source.id, "token": operator.index(token_index)}
+        if not is_pending:
+            self._text += passage.text
+            self._head_id, self._pending_id = passage.id, None
+            passage.accepted = True
         return passage
 
     def accept(self) -> None:
@@ -661,4 +724,28 @@ def _passage(raw: Any, where: str) -> Passage:
         stopped=_field(raw, "stopped", bool, where=where),
         context_length=context_length,
         context_digest=_field(raw, "context_digest", str, where=where),
+        # Optional extras: malformed ones are dropped (they must never lock the writer out of the story).
+        tokens=_valid_tokens(raw.get("tokens")),
+        branch=_valid_branch(raw.get("branch")),
     )
+
+
+def _stored_tokens(text: str, tokens: tuple[TokenInfo, ...] | None) -> dict | None:
+    if not tokens or "".join(t.text for t in tokens) != text:
+        return None
+    return encode_tokens(tokens)
+
+
+def _valid_tokens(value: Any) -> dict | None:
+    # Checked when read (token_data.decode_tokens): parsed JSON always writes back, and a check here would cost
+    # a big draft's load time.
+    return value if isinstance(value, dict) else None
+
+
+def _valid_branch(value: Any) -> dict | None:
+    if not isinstance(value, dict) or not isinstance(value.get("from"), str):
+        return None
+    token = value.get("token")
+    if isinstance(token, bool) or not isinstance(token, int) or token < 0:
+        return None
+    return {"from": value["from"], "token": token}
