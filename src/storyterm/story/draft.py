@@ -38,6 +38,7 @@ from typing import Any
 from storyterm.engine.errors import SettingsError, StorytermError
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
 from storyterm.engine.token_probs import TokenInfo
+from storyterm.story.word_count import WordCounter
 
 from .token_data import decode_tokens, encode_tokens
 
@@ -156,6 +157,7 @@ class Draft:
         self._browsing = False
         self._coalescing = False
         self._digest_cache: tuple[str, str] | None = None
+        self._word_counter = WordCounter()
         # What from_dict had to repair (shown to the writer once; not saved).
         self.load_warnings: list[str] = []
         # Bumped on every change (not saved): the autosaver compares it with the revision it last wrote.
@@ -243,7 +245,7 @@ class Draft:
 
     @property
     def word_count(self) -> int:
-        return len(self._text.split())
+        return self._word_counter.count(self._text)
 
     def placed_passages(self) -> list[tuple[int, Passage]]:
         """(offset in ``text_with_pending``, passage) for the pending passage and the accepted ones whose text still

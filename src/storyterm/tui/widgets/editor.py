@@ -19,6 +19,7 @@ from textual.document._edit import Edit
 from textual.document._edit import EditResult
 from textual.document._wrapped_document import WrappedDocument
 from textual.message import Message
+from textual.strip import Strip
 from textual.widgets import TextArea
 
 
@@ -39,6 +40,23 @@ def editor_form(text: str) -> str:
         body = part.splitlines()[0]
         out.append(body + "\n" if len(body) < len(part) else body)
     return "".join(out)
+
+
+def common_prefix_length(a: str, b: str) -> int:
+    """How many leading characters ``a`` and ``b`` share: slice comparisons (memcmp) in a binary search, since a
+    character loop costs ~100 ms on a 1 MB story and the usual case (the end changed) is one ``startswith``."""
+    if b.startswith(a):
+        return len(a)
+    if a.startswith(b):
+        return len(b)
+    low, high = 0, min(len(a), len(b))  # a[:low] == b[:low]; a[:high] != b[:high]
+    while high - low > 1:
+        middle = (low + high) // 2
+        if a[low:middle] == b[low:middle]:
+            low = middle
+        else:
+            high = middle
+    return low
 
 
 class _RowCountedWrappedDocument(WrappedDocument):
@@ -78,6 +96,7 @@ class StoryEditor(TextArea):
         # The cursor-line highlight restyles the whole line after get_line and would paint the pending passage
         # (which shares the story's last line) in the story's colour; a paragraph is one line here anyway.
         kwargs.setdefault("highlight_cursor_line", False)
+        self._drawing_row = False  # see render_line; set first: TextArea's own __init__ may read text
         super().__init__(*args, **kwargs)
         self._pending_text = ""
         self._programmatic = 0
@@ -105,7 +124,15 @@ class StoryEditor(TextArea):
 
     @property
     def pending_start(self) -> Location:
-        return self.document.get_location_from_index(len(self.text) - len(self._pending_text))
+        """Where the pending passage begins, from the document's end: O(passage), not O(story) (every drawn
+        line asks)."""
+        pending = self._pending_text
+        end_row, end_column = self.document.end
+        breaks = pending.count("\n")
+        if not breaks:
+            return (end_row, end_column - len(pending))
+        start_row = end_row - breaks
+        return (start_row, len(self.document.get_line(start_row)) - pending.index("\n"))
 
     def show(self, story: str, pending: str = "") -> None:
         """Make the editor show ``story`` followed by the pending passage, with the smallest edit (cursor and
@@ -113,10 +140,7 @@ class StoryEditor(TextArea):
         story, pending = editor_form(story), editor_form(pending)
         new_text = story + pending
         old_text = self.text
-        common = 0
-        limit = min(len(old_text), len(new_text))
-        while common < limit and old_text[common] == new_text[common]:
-            common += 1
+        common = common_prefix_length(old_text, new_text)
         self._pending_text = pending
         if common == len(old_text) == len(new_text):
             self._restyle()
@@ -166,6 +190,29 @@ class StoryEditor(TextArea):
         edit.from_location = min(edit.from_location, pending_start)
         edit.to_location = min(edit.to_location, pending_start)
         return super().edit(edit)
+
+    def render_line(self, y: int) -> Strip:
+        # Textual reads `self.text` (a join of the whole document) on every drawn row, only to test whether the
+        # document is empty for the placeholder: O(story) per row. While a row is drawn, `text` answers that
+        # test in O(1) (see `text`); nothing else in the row drawing reads it.
+        self._drawing_row = True
+        try:
+            return super().render_line(y)
+        finally:
+            self._drawing_row = False
+
+    @property  # type: ignore[override]
+    def text(self) -> str:
+        if self._drawing_row:
+            return "" if self._is_empty() else "\n"  # only its truth value is used there
+        return self.document.text
+
+    @text.setter
+    def text(self, value: str) -> None:
+        TextArea.text.fset(self, value)  # type: ignore[attr-defined]
+
+    def _is_empty(self) -> bool:
+        return self.document.line_count == 1 and not self.document.get_line(0)
 
     def get_line(self, line_index: int) -> Text:
         line = super().get_line(line_index)
