@@ -291,6 +291,21 @@ def test_python_m_storyterm_end_to_end(tiny_checkpoint: Path) -> None:
     assert_one_line_error(missing.stderr, "no such model directory")
 
 
+def test_allow_pickle_prints_the_story_and_no_warnings(make_tiny_checkpoint) -> None:
+    """Issue 12 saw two lines of torch warnings before the result; with torch 2.13 none are printed — kept so."""
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    path = make_tiny_checkpoint()
+    model = AutoModelForCausalLM.from_pretrained(path)
+    (path / "model.safetensors").unlink()
+    torch.save(model.state_dict(), path / "pytorch_model.bin")
+    done = _python_m("generate", "--model", str(path), "--allow-pickle", "--genre", "horror", *GREEDY_FLAGS,
+                     "-p", "The ghost")
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() and done.stderr == ""
+
+
 def test_the_editor_without_a_terminal_refuses_in_one_line(tmp_path: Path) -> None:
     done = subprocess.run([sys.executable, "-m", "storyterm", str(tmp_path / "new.json")], capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)

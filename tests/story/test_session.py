@@ -138,3 +138,17 @@ def test_start_fails_cleanly_when_the_marker_cannot_be_written(tmp_path: Path, m
     with pytest.raises(DraftFileError, match="disk is full"):
         Session.start(None, folder)
     assert list(folder.iterdir()) == []  # no orphan lock left behind
+
+
+def test_a_draft_open_in_another_running_window_is_found(tmp_path: Path, other_window) -> None:
+    from storyterm.story.session import window_holding
+
+    folder = tmp_path / "sessions"
+    draft = tmp_path / "story.json"
+    with other_window(draft, folder) as pid:
+        assert window_holding(draft, folder) == pid
+        assert window_holding(tmp_path / "other.json", folder) is None
+        own = Session.start(tmp_path / "mine.json", folder)
+        assert window_holding(tmp_path / "mine.json", folder) is None  # this process's own window does not count
+        own.close()
+    assert window_holding(draft, folder) is None  # killed: a crash to recover, not a window holding the draft

@@ -281,3 +281,13 @@ async def test_an_autosave_tick_while_the_app_shuts_down_still_saves_the_editor(
         assert app.save_now(force=True)
         assert load_draft(app.draft_path).text == "Last words typed"
         app.exit()
+
+
+async def test_a_launch_notice_is_shown_literally(make_app) -> None:
+    notice = "[b]story.json[/b] is open in another storyterm window (process 42), so this is a new draft"
+    app = make_app(notices=[notice])
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        assert [n.message for n in app._notifications if n.severity == "warning"] == [notice]
+        assert app.draft_path is None

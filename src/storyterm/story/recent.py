@@ -34,3 +34,26 @@ def last_draft(record: Path) -> Path | None:
         return None
     path = Path(text)
     return path if path.is_file() else None
+
+
+def draft_to_open(requested: Path | None, record: Path, sessions: Path | None = None) -> tuple[Path | None, str]:
+    """Which draft a launch opens, and a notice for the writer ("" if none).
+
+    No draft named: the one open last — unless another storyterm window has it open, then a new draft (two
+    windows editing one file would refuse each other's saves). A named draft open in another window still
+    opens, with a warning."""
+    from storyterm.story.session import window_holding
+
+    if requested is None:
+        last = last_draft(record)
+        if last is None:
+            return None, ""
+        pid = window_holding(last, sessions)
+        if pid is None:
+            return last, ""
+        return None, f"{last.name} is open in another storyterm window (process {pid}), so this is a new draft"
+    pid = window_holding(requested, sessions)
+    if pid is None:
+        return requested, ""
+    return requested, (f"{requested.name} is also open in another storyterm window (process {pid}): whichever "
+                       "saves second is refused (save as keeps a copy)")

@@ -186,30 +186,53 @@ class CrashedSession:
         _unlink(self.marker.with_suffix(LOCK_SUFFIX))
 
 
-def find_crashed_sessions(folder: Path | None = None) -> list[CrashedSession]:
-    """Markers left by processes that are gone, newest autosave first. Markers from other hosts are skipped
-    (their process may still be running there)."""
+@dataclass(frozen=True)
+class _MarkerInfo:
+    marker: Path
+    pid: int | None
+    live: bool  # a running process still holds its lock
+    draft_path: Path | None
+    started_at: str | None
+
+
+def _this_host_markers(folder: Path | None) -> list[_MarkerInfo]:
+    """Every session marker written on this host (other hosts' processes cannot be checked from here)."""
     folder = Path(folder) if folder is not None else sessions_dir()
     try:
         markers = [p for p in folder.iterdir() if p.suffix == MARKER_SUFFIX and not p.name.startswith(".")]
     except OSError:
         return []
     host = socket.gethostname()
-    crashed: list[CrashedSession] = []
+    infos = []
     for marker in markers:
         data = _read_marker(marker)
         if data.get("host") not in (None, host):
             continue
         pid = data.get("pid") if isinstance(data.get("pid"), int) else None
-        if _is_held(marker.with_suffix(LOCK_SUFFIX), pid):
-            continue
         raw_path = data.get("draft_path")
         draft_path = Path(raw_path) if isinstance(raw_path, str) and raw_path else None
         started = data.get("started_at") if isinstance(data.get("started_at"), str) else None
-        crashed.append(CrashedSession(marker, draft_path, started, _mtime(draft_path)))
+        infos.append(_MarkerInfo(marker, pid, _is_held(marker.with_suffix(LOCK_SUFFIX), pid), draft_path, started))
+    return infos
+
+
+def find_crashed_sessions(folder: Path | None = None) -> list[CrashedSession]:
+    """Markers left by processes that are gone, newest autosave first. Markers from other hosts are skipped
+    (their process may still be running there)."""
+    crashed = [CrashedSession(info.marker, info.draft_path, info.started_at, _mtime(info.draft_path))
+               for info in _this_host_markers(folder) if not info.live]
     epoch = datetime.min.replace(tzinfo=timezone.utc)
     crashed.sort(key=lambda c: c.last_saved or epoch, reverse=True)
     return crashed
+
+
+def window_holding(draft_path: Path, folder: Path | None = None) -> int | None:
+    """The process id of another running storyterm that has ``draft_path`` open, else None."""
+    wanted = Path(draft_path).resolve()
+    for info in _this_host_markers(folder):
+        if info.live and info.pid != os.getpid() and info.draft_path is not None and info.draft_path == wanted:
+            return info.pid
+    return None
 
 
 def _read_marker(marker: Path) -> dict:

@@ -105,6 +105,7 @@ class StorytermApp(DraftActions, App[int]):
         use_session: bool = False,
         debug: bool = False,
         last_draft_record: Path | None = None,
+        notices: Iterable[str] = (),
     ) -> None:
         super().__init__()
         self.last_draft_record = last_draft_record  # where the open draft is remembered for the next launch
@@ -121,6 +122,7 @@ class StorytermApp(DraftActions, App[int]):
         self._load_serial = 0
         self.debug_mode = debug
         self.config, self._config_warnings = load_config(config_path)
+        self._config_warnings.extend(notices)  # shown as warnings once the editor is up
         self.set_keymap(self.config.keymap_overrides())
         if self.config.theme:
             try:
@@ -1153,13 +1155,13 @@ def run_app(draft_path: Path | None, spec: ModelSpec, *, debug: bool = False) ->
     if not all(stream is not None and stream.isatty() for stream in (sys.stdin, sys.stdout)):
         raise StorytermError("the editor needs a terminal (standard input and output are not one); "
                              "use `storyterm generate` in pipes and scripts")
-    from storyterm.story.recent import last_draft, last_draft_record
+    from storyterm.story.recent import draft_to_open, last_draft_record
 
     record = last_draft_record()
-    if draft_path is None:
-        draft_path = last_draft(record)  # reopen what the writer was working on; ctrl+n starts a new one
+    # Reopen what the writer was working on (ctrl+n starts a new one) unless another window has it open.
+    draft_path, notice = draft_to_open(draft_path, record)
     app = StorytermApp(draft_path, spec, handle_signals=True, use_session=True, debug=debug,
-                       last_draft_record=record)
+                       last_draft_record=record, notices=[notice] if notice else [])
     app.hard_exit_s = 3.0
     returned = app.run()
     code = exit_code(app, returned)
