@@ -52,6 +52,8 @@ DEFAULT_KEYS: dict[str, str] = {
     "help": "f1",
     "focus_mode": "f3",
     "switch_model": "f2",
+    "probability_view": "f6",
+    "token_candidates": "ctrl+t",
 }
 
 

@@ -17,14 +17,12 @@ from .token_probs import TokenSwap
 if TYPE_CHECKING:
     from .generation import GenerationRequest, GenerationResult, GenerationStream, StoryEngine
 
-MIN_SWAP_TOKENS = 16  # a swap near a passage's end still gets room to finish its sentence
-
-
 def swap_request(request: GenerationRequest, swap: TokenSwap) -> GenerationRequest:
-    """The request that continues after the replacement: one alternative, about the rest of the old length."""
+    """The request that continues after the replacement: one alternative, the rest of the old length, and at
+    least half of it (a swap near a passage's end still gets room to finish a sentence)."""
     settings = request.settings
-    left = max(MIN_SWAP_TOKENS, settings.max_new_tokens - swap.index - 1)
-    settings = replace(settings, num_alternatives=1, max_new_tokens=min(left, settings.max_new_tokens))
+    left = max(settings.max_new_tokens // 2, settings.max_new_tokens - swap.index - 1, 1)
+    settings = replace(settings, num_alternatives=1, max_new_tokens=left)
     return replace(request, story=request.story + swap.head, settings=settings,
                    token_probs=request.token_probs or len(swap.tokens[swap.index].top))
 

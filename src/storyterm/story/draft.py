@@ -415,9 +415,8 @@ class Draft:
         the source's place on screen: the pending passage, or the accepted one at the end of the story. One undo
         step; the source stays in the tree."""
         source = self.passage(source_id)
-        head = self._accepted_spot()
         is_pending = source.id == self._pending_id
-        if not is_pending and (head is None or head.id != source.id):
+        if not self.can_swap(source_id):
             raise DraftError("a token can only be swapped in the newest passage (pending, or accepted last)")
         _require_str("text", text)
         self._push("swap")
@@ -432,6 +431,11 @@ class Draft:
             self._head_id, self._pending_id = passage.id, None
             passage.accepted = True
         return passage
+
+    def can_swap(self, passage_id: str) -> bool:
+        """Whether ``add_swap`` takes this passage: the pending one, or the accepted one ending the story."""
+        head = self._accepted_spot()
+        return passage_id == self._pending_id or (head is not None and head.id == passage_id)
 
     def accept(self) -> None:
         """The pending passage becomes part of the story."""

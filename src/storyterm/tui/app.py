@@ -36,6 +36,7 @@ from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session, find_crashed_sessions
 from storyterm.story.workspace import Workspace, emergency_dir
 from storyterm.tui.draft_actions import DraftActions
+from storyterm.tui.token_view import TokenView
 from storyterm.tui.keymap import BY_NAME, STORY_ACTIONS, build_bindings, key_table, pretty_keys, system_commands
 from storyterm.tui.model_modes import (
     draft_genre,
@@ -63,7 +64,7 @@ AUTOSAVE_TICK_S = 0.25
 WidgetT = TypeVar("WidgetT", bound=Widget)
 CONTEXT_USAGE_DELAY_S = 0.4
 
-class StorytermApp(DraftActions, App[int]):
+class StorytermApp(TokenView, DraftActions, App[int]):
     CSS_PATH = [Path(__file__).parent / "app.tcss", Path(__file__).parent / "dialogs.tcss"]
     TITLE = "storyterm"
     BINDINGS = build_bindings(DEFAULT_KEYS)
@@ -450,12 +451,12 @@ class StorytermApp(DraftActions, App[int]):
         """``story``: continue from this text instead of the whole story (regenerating the last accepted passage:
         the Draft changes only when the new alternative arrives, so a failed run leaves it as it was)."""
         assert self.engine is not None
-        request = self.current_request()
+        request = self.with_token_probs(self.current_request())
         if story is not None:
             request = replace(request, story=story)
         self._run_story_before = self.draft.text
         try:
-            stream = self.engine.stream(request)
+            stream = self.open_stream(request)  # a token swap's stream when one was asked for (token_view.py)
         except StorytermError as error:
             self.notify(str(error), title="Cannot generate", severity="error")
             return
@@ -527,12 +528,15 @@ class StorytermApp(DraftActions, App[int]):
             if not result.cancelled:  # stopped before the first word: nothing to say
                 self.notify("The model produced no text; try again or change the settings.", severity="warning")
             return
+        if self.record_swap(request, result, model):
+            return
         if request.story != self.draft.text:
             # Regenerating the accepted passage: the story goes back to where that passage began.
             self.draft.set_text(request.story, coalesce=False)
+        tokens = dict(zip(result.texts, result.tokens))  # each text's token probabilities, when measured
         added = [
             self.draft.add_alternative(text, genre=request.genre, settings=request.settings, seed=result.seed,
-                                       model=model, stopped=result.cancelled)
+                                       model=model, stopped=result.cancelled, tokens=tokens.get(text))
             for text in texts
         ]
         # The streamed alternative (texts[0]) is the one to show.
@@ -679,10 +683,12 @@ class StorytermApp(DraftActions, App[int]):
             self.save_now()
         self._update_status()
         self._schedule_context_usage(CONTEXT_USAGE_DELAY_S)
+        self.refresh_token_view()
 
     def _refresh_editor(self) -> None:
         pending = self.draft.pending
         self.editor.show(self.draft.text, pending.text if pending else "")
+        self.refresh_token_view()
 
     # -- panels -------------------------------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ all the Draft ever receives.
 
 from __future__ import annotations
 
+from bisect import bisect_right
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -22,6 +23,9 @@ from textual.message import Message
 from textual.strip import Strip
 from textual.widgets import TextArea
 
+
+# Probability view tints, likeliest last (tui/token_view.py picks one per token).
+SHADES = ("story-editor--prob-rare", "story-editor--prob-low", "story-editor--prob-mid")
 
 # What str.splitlines splits on besides "\n".
 _OTHER_LINE_BREAKS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"
@@ -69,7 +73,7 @@ class _RowCountedWrappedDocument(WrappedDocument):
 
 
 class StoryEditor(TextArea):
-    COMPONENT_CLASSES = TextArea.COMPONENT_CLASSES | {"story-editor--pending"}
+    COMPONENT_CLASSES = TextArea.COMPONENT_CLASSES | {"story-editor--pending", *SHADES}
 
     DEFAULT_CSS = """
     StoryEditor .story-editor--pending {
@@ -78,6 +82,16 @@ class StoryEditor(TextArea):
     }
     StoryEditor.-generating {
         border: tall $accent;
+    }
+    /* The probability view (tui/token_view.py): the less likely a generated token was, the stronger its tint. */
+    StoryEditor .story-editor--prob-mid {
+        background: $primary 20%;
+    }
+    StoryEditor .story-editor--prob-low {
+        background: $warning 35%;
+    }
+    StoryEditor .story-editor--prob-rare {
+        background: $error 55%;
     }
     """
 
@@ -100,6 +114,7 @@ class StoryEditor(TextArea):
         super().__init__(*args, **kwargs)
         self._pending_text = ""
         self._programmatic = 0
+        self._shading: dict[int, list[tuple[int, int, str]]] = {}  # row → (start column, end column, shade)
 
     @property  # type: ignore[override]
     def wrapped_document(self) -> WrappedDocument:
@@ -214,6 +229,27 @@ class StoryEditor(TextArea):
     def _is_empty(self) -> bool:
         return self.document.line_count == 1 and not self.document.get_line(0)
 
+    def set_shading(self, spans: list[tuple[int, int, str]]) -> None:
+        """Tint document ranges (start index, end index, one of SHADES); an empty list clears the tints."""
+        rows: dict[int, list[tuple[int, int, str]]] = {}
+        # Row starts once, then a bisect per span (Document.get_location_from_index joins the whole text per call).
+        starts, position, newline = [], 0, len(self.document.newline)
+        for row in range(self.document.line_count if spans else 0):
+            starts.append(position)
+            position += len(self.document[row]) + newline
+        for start, end, shade in spans:
+            if not 0 <= start < end <= position - newline:
+                continue
+            row_a = bisect_right(starts, start) - 1
+            row_b = bisect_right(starts, end) - 1
+            col_a, col_b = start - starts[row_a], end - starts[row_b]
+            for row in range(row_a, row_b + 1):
+                rows.setdefault(row, []).append((col_a if row == row_a else 0,
+                                                 col_b if row == row_b else len(self.document[row]), shade))
+        if rows or self._shading:
+            self._shading = rows
+            self._restyle()
+
     def get_line(self, line_index: int) -> Text:
         line = super().get_line(line_index)
         if self._pending_text:
@@ -222,7 +258,15 @@ class StoryEditor(TextArea):
                 line.stylize(self._pending_style())
             elif line_index == start_row:
                 line.stylize(self._pending_style(), start_column)
+        for start, end, shade in self._shading.get(line_index, ()):  # after the pending style: it sets a background
+            line.stylize(self._shade_style(shade), start, end)
         return line
+
+    def _shade_style(self, shade: str) -> Style:
+        """The tint laid over the editor's own background (a Rich style would drop the CSS colour's alpha and
+        paint it at full strength), so it reads in dark and light themes alike."""
+        tint = self.get_component_styles(shade).background
+        return Style(bgcolor=(self.background_colors[1] + tint).rich_color)
 
     def _pending_style(self) -> Style:
         style = self.get_component_rich_style("story-editor--pending")
