@@ -111,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         for name, source in models:
             off, on = speed(source, args.runs, args.new_tokens, args.k)
             rows.append((name, off, on))
-    print(f"| model (CPU, fp32, {args.new_tokens} tokens, K={args.k}) | off tok/s | on tok/s | change | target ≤ 10 % |")
+    print(f"| model (CPU, fp32, {args.new_tokens} tokens, K={args.k}) | off tok/s | on tok/s | change "
+          "| target ≤ 10 % |")
     print("|---|---|---|---|---|")
     for name, off, on in rows:
         change = (on - off) / off * 100

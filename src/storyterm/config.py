@@ -53,7 +53,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "focus_mode": "f3",
     "switch_model": "f2",
     "probability_view": "f6",
-    "token_candidates": "ctrl+t",
+    "token_candidates": "ctrl+l",
 }
 
 

@@ -144,5 +144,6 @@ def test_swap_refuses_an_edited_passage(engine: StoryEngine) -> None:
 def test_tokens_at_maps_offsets() -> None:
     from storyterm.engine.token_probs import TokenInfo
 
-    tokens = (TokenInfo(1, " a", 0.5, 0.5), TokenInfo(2, "bc", 0.5, 0.5), TokenInfo(3, "", 1, 1), TokenInfo(4, "d", 1, 1))
+    tokens = (TokenInfo(1, " a", 0.5, 0.5), TokenInfo(2, "bc", 0.5, 0.5), TokenInfo(3, "", 1, 1),
+              TokenInfo(4, "d", 1, 1))
     assert [tokens_at(tokens, i) for i in range(6)] == [0, 0, 1, 1, 3, None]

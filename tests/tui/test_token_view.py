@@ -52,7 +52,7 @@ async def test_candidates_on_a_token_swap_regenerates_as_a_sibling_and_undo_retu
         app.editor.move_cursor(app.editor.document.get_location_from_index(len(app.draft.text) + 4))
         _, index, tokens = app._token_at_cursor()
         assert tokens == source.token_infos()
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+l")
         await pilot.pause()
         assert isinstance(app.screen, CandidatesScreen)
         options = app.screen.query_one(OptionList)
@@ -92,7 +92,7 @@ async def test_escape_stops_a_swap_and_keeps_what_was_written(make_app, tiny_loa
         _, index, tokens = app._token_at_cursor()
         gate = StepGate(tiny_loaded.model)
         try:
-            await pilot.press("ctrl+t")
+            await pilot.press("ctrl+l")
             await pilot.pause()
             choice = next(i for i, c in enumerate(tokens[index].top) if c.text != tokens[index].text)
             for _ in range(choice):
@@ -114,7 +114,7 @@ async def test_candidates_away_from_generated_text_explains(make_app) -> None:
     app = make_app()
     async with app.run_test(size=SMALL) as pilot:
         await settle(app, pilot)
-        await pilot.press(*"Typed by hand", "ctrl+t")
+        await pilot.press(*"Typed by hand", "ctrl+l")
         await pilot.pause()
         assert not isinstance(app.screen, CandidatesScreen)
         assert any("generated word" in str(n.message) for n in app._notifications)

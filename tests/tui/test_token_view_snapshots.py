@@ -1,4 +1,4 @@
-"""Snapshots of the probability view (f6) and the candidates popup (ctrl+t), at 80×24 and 120×32.
+"""Snapshots of the probability view (f6) and the candidates popup (ctrl+l), at 80×24 and 120×32.
 
 The scripted engine writes the same words every run; the token probabilities are set on the pending passage here
 (fixed figures), so the tints and percentages are the same every run."""
@@ -34,9 +34,12 @@ async def generated_with_probabilities(pilot: Pilot) -> None:
     await pilot.press(*"Luigi enters a haunted resort.")
     await pilot.press("ctrl+g")
     await app.workers.wait_for_complete()
+    while app.generating or app.draft.pending is None:  # the finished message is handled on the app's loop
+        await pilot.pause(0.02)
     pending = app.draft.pending
     pending.tokens = encode_tokens(fixed_tokens(pending.text))
     await pilot.press("f6")
+    app.editor.focus()  # the cursor is drawn only in a focused editor: the same pixels every run
     await steady(pilot)
 
 
@@ -50,7 +53,7 @@ def test_candidates_popup(snap_compare, make_app, scripted_engine) -> None:
         await generated_with_probabilities(pilot)
         app = pilot.app
         app.editor.move_cursor(app.editor.document.get_location_from_index(len(app.draft.text) + 12))
-        await pilot.press("ctrl+t")
+        await pilot.press("ctrl+l")
         await pilot.pause()
 
     assert snap_compare(make_app(engine_factory=scripted_engine), terminal_size=(120, 32), run_before=run_before)

@@ -30,7 +30,7 @@ from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
-from .token_probs import TokenInfo, TokenSwap, TokenTexts, align_tokens, row_token_probs, token_spans, validate_token_probs
+from .token_probs import TokenInfo, TokenTexts, align_tokens, row_token_probs, token_spans, validate_token_probs
 from .word_guard import CheckpointWordGuard
 
 if TYPE_CHECKING:

@@ -109,11 +109,10 @@ class TokenView(_Base):
         self.refresh_token_view()
         if self.probability_view:
             has_tokens = any(self._tokens_of(p) for _, p in self.draft.placed_passages())
-            self.notify("Probability view: the stronger the tint, the less likely the word was "
-                        "(a faint tint: under 30 %, stronger: under 10 %, strongest: under 1 %). " + ("ctrl+t on a word lists what else the model could have "
-                                                      "written." if has_tokens else
-                                                      "No passage here has probabilities yet: generate one."),
-                        timeout=6)
+            hint = ("ctrl+l on a word lists what else the model could have written." if has_tokens
+                    else "No passage here has probabilities yet: generate one.")
+            self.notify("Probability view: the stronger the tint, the less likely the word was (a faint tint: "
+                        f"under 30 %, stronger: under 10 %, strongest: under 1 %). {hint}", timeout=6)
         else:
             self.notify("Probability view off.", timeout=2)
 
