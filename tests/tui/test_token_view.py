@@ -118,3 +118,19 @@ async def test_candidates_away_from_generated_text_explains(make_app) -> None:
         await pilot.pause()
         assert not isinstance(app.screen, CandidatesScreen)
         assert any("generated word" in str(n.message) for n in app._notifications)
+
+
+async def test_probabilities_are_left_out_when_holding_them_would_take_too_much_memory(make_app, monkeypatch) -> None:
+    from dataclasses import replace
+
+    from storyterm.tui import token_view
+
+    app = make_app()
+    async with app.run_test(size=SMALL) as pilot:
+        await settle(app, pilot)
+        request = app.current_request()
+        assert app.with_token_probs(request).token_probs == token_view.TOKEN_CANDIDATES
+        big = replace(request, settings=replace(request.settings, num_alternatives=8, max_new_tokens=100))
+        monkeypatch.setattr(token_view, "HELD_SCORES_LIMIT", 2 * 4 * len(app.loaded.tokenizer) * 8 * 100)
+        assert app.with_token_probs(big).token_probs == 0
+        assert app.with_token_probs(request).token_probs == token_view.TOKEN_CANDIDATES

@@ -28,6 +28,7 @@ else:
     _Base = object
 
 TOKEN_CANDIDATES = 8  # candidates kept per generated token
+HELD_SCORES_LIMIT = 1 << 30  # bytes: beyond this (8 alternatives of 500 tokens of a 50k vocabulary) no probabilities
 # Tints by the token's probability under the sampling settings: under 1 %, under 10 %, under 30 % (SHADES order).
 # Likelier tokens stay plain, so the unlikely ones stand out even in a small model's passages.
 SHADE_BELOW = (0.01, 0.10, 0.30)
@@ -66,7 +67,12 @@ class TokenView(_Base):
     # -- hooks for app.py ------------------------------------------------------------------------------------------
 
     def with_token_probs(self, request: GenerationRequest) -> GenerationRequest:
-        return replace(request, token_probs=TOKEN_CANDIDATES)
+        """``request`` asking for its tokens' probabilities, unless holding them while it runs would take more
+        than HELD_SCORES_LIMIT (generate keeps two vocabulary-sized rows per token and alternative)."""
+        settings = request.settings
+        vocabulary = len(self.loaded.tokenizer) if self.loaded is not None else 0
+        held = 2 * 4 * vocabulary * settings.num_alternatives * settings.max_new_tokens * 1.2
+        return request if held > HELD_SCORES_LIMIT else replace(request, token_probs=TOKEN_CANDIDATES)
 
     def open_stream(self, request: GenerationRequest) -> Any:
         """The engine's stream for ``request``, or the swap's when one was asked for."""
