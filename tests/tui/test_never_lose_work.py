@@ -266,6 +266,29 @@ async def test_generations_leave_no_dead_footer_keys_behind(make_app, scripted_e
         await pilot.press("ctrl+q")
 
 
+async def test_removed_footer_keys_keep_no_drawn_lines(make_app, scripted_engine) -> None:
+    """Textual keeps up to 1 024 removed widgets' StylesCache alive (an lru_cache keyed by the cache object), each
+    with the lines it drew (171 after six generations): the footer's rebuild lets them go."""
+    import gc
+
+    from textual._styles_cache import StylesCache
+
+    app = make_app(engine_factory=scripted_engine)
+    async with app.run_test(size=SIZE) as pilot:
+        await app.workers.wait_for_complete()
+        await pilot.press(*"The ghost")
+        for _ in range(6):
+            await pilot.press("ctrl+e")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        gc.collect()
+        live = {id(node._styles_cache) for screen in app.screen_stack for node in [screen, *screen.walk_children()]}
+        dead_with_lines = [o for o in gc.get_objects()
+                           if isinstance(o, StylesCache) and id(o) not in live and o._cache]
+        assert len(dead_with_lines) <= 20  # at most one rebuild's worth, not one per generation
+        await pilot.press("ctrl+q")
+
+
 async def test_an_autosave_tick_while_the_app_shuts_down_still_saves_the_editor(make_app) -> None:
     """The tick fired after the screen's widgets were detached (seen in CI at the end of run_test): it failed
     to find the editor, so the app crashed on the way out instead of saving the last words."""

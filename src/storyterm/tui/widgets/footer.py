@@ -1,9 +1,11 @@
 """The key footer, without the memory leak of Textual's: every bindings change (twice per generation) rebuilds
 the footer, and each ``FooterKey``'s ``data_bind(compact=...)`` leaves a watcher on the footer that Textual prunes
-only when ``compact`` changes (never, here), keeping every old key widget alive (~18 per generation)."""
+only when ``compact`` changes (never, here), keeping every old key widget alive (~18 per generation). Removed
+widgets' drawn lines are let go too (see ``recompose``)."""
 
 from __future__ import annotations
 
+from textual._styles_cache import StylesCache
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -25,6 +27,10 @@ class StoryFooter(Footer):
     async def recompose(self) -> None:
         await super().recompose()
         self.prune_watchers()
+        # Textual's StylesCache.get_inner_outer is an lru_cache keyed by each widget's StylesCache, so up to 1 024
+        # removed widgets' caches (footer keys, toasts…) stay alive with every line they drew. The footer is
+        # rebuilt a few times per generation: a good moment to let them go (the cache only maps two colours).
+        StylesCache.get_inner_outer.cache_clear()
 
     def prune_watchers(self) -> None:
         """Forget the data-bind watchers of key widgets that were removed."""
