@@ -1,5 +1,5 @@
 """Sampling sweep: invented-word rate and tokens/s over a grid of temperature, top-p, min-p, typical-p and the word
-guard, continuing the first sentence of held-out stories.
+guard, continuing the first sentence of held-out stories; also the share of repeated words (a small model's loops).
 
 Each setting generates ``--passages`` passages per prompt (fixed seeds, the same for every setting) through the
 engine, and the table gives the share of the passages' lower-case words that are not in the known words
@@ -38,6 +38,7 @@ from storyterm.engine.words import (  # noqa: E402
     checkpoint_known_words,
     invented_word_rate,
     read_known_words,
+    repeated_word_share,
 )
 
 
@@ -57,6 +58,19 @@ def first_sentences(path: Path, genres: Sequence[str], count: int) -> list[tuple
         if len(prompts) >= count:
             break
     return prompts
+
+
+def human_repeated_share(path: Path, prompts: Sequence[tuple[str | None, str]], words: int = 60) -> float:
+    """repeated_word_share of what the human stories say after the prompt (their next ``words`` words)."""
+    texts = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        parsed = parse_training_line(line) if line.strip() else None
+        text = parsed[1] if parsed else line.strip()
+        for _genre, prompt in prompts:
+            if text.startswith(prompt):
+                texts.append(" ".join(text[len(prompt):].split()[:words]))
+                break
+    return repeated_word_share(texts)
 
 
 def drop_cut_word(text: str) -> str:
@@ -105,6 +119,7 @@ def run_grid(engine, prompts, grid: list[dict], passages: int, max_new_tokens: i
             "checked_words": report.checked,
             "invented_words_count": report.invented,
             "invented_word_rate": report.rate,
+            "repeated_word_share": repeated_word_share(row.texts),
             "tokens_per_second": row.new_tokens / row.seconds if row.seconds else 0.0,
             "most_common_invented": [w for w, _ in report.invented_words.most_common(5)],
             "example": row.texts[0][:200],
@@ -117,12 +132,14 @@ def run_grid(engine, prompts, grid: list[dict], passages: int, max_new_tokens: i
 
 
 def markdown_table(results: list[dict], axes: Sequence[str]) -> str:
-    head = [*axes, "passages", "lower-case words", "invented", "invented %", "tok/s", "most common invented"]
+    head = [*axes, "passages", "lower-case words", "invented", "invented %", "repeated %", "tok/s",
+            "most common invented"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cells = [("on" if r[a] else "off") if a == "word_guard" else f"{r[a]:g}" for a in axes]
         cells += [str(r["passages"]), str(r["checked_words"]), str(r["invented_words_count"]),
-                  f"{100 * r['invented_word_rate']:.2f}", f"{r['tokens_per_second']:.0f}",
+                  f"{100 * r['invented_word_rate']:.2f}", f"{100 * r['repeated_word_share']:.1f}",
+                  f"{r['tokens_per_second']:.0f}",
                   ", ".join(r["most_common_invented"]) or "—"]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
@@ -142,6 +159,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--top-k", type=int, nargs="+")
     p.add_argument("--min-p", type=float, nargs="+")
     p.add_argument("--typical-p", type=float, nargs="+")
+    p.add_argument("--repetition-penalty", type=float, nargs="+")
     p.add_argument("--guard", choices=["on", "off"], nargs="+", help="word guard on/off (default: both)")
     p.add_argument("--keep-cut-words", action="store_true", help="count a last word cut by the token limit")
     p.add_argument("--device", default="cpu")
@@ -170,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: no prompts of this model's genres in {args.prompts}", file=sys.stderr)
         return 2
     axes = {"temperature": args.temperature, "top_p": args.top_p, "top_k": args.top_k, "min_p": args.min_p,
-            "typical_p": args.typical_p,
+            "typical_p": args.typical_p, "repetition_penalty": args.repetition_penalty,
             "word_guard": [g == "on" for g in (args.guard or ["on", "off"])]}
     defaults = loaded.generation_defaults
     values = {name: options or [getattr(defaults, name)] for name, options in axes.items()}
@@ -180,8 +198,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     fixed = {name: options[0] for name, options in values.items() if name not in shown}
     print(f"checkpoint {args.checkpoint} ({loaded.dtype}, {loaded.device}); {len(prompts)} prompts (first sentences of "
           f"{args.prompts}) × {args.passages} passage(s) × {args.max_new_tokens} new tokens; known words: "
-          f"{len(known)}; fixed: {', '.join(f'{k}={v}' for k, v in fixed.items())}; repetition penalty "
-          f"{defaults.repetition_penalty}; cut last words {'counted' if args.keep_cut_words else 'left out'}")
+          f"{len(known)}; fixed: {', '.join(f'{k}={v}' for k, v in fixed.items())}; cut last words "
+          f"{'counted' if args.keep_cut_words else 'left out'}; repeated words in the human stories' text after the "
+          f"prompt: {100 * human_repeated_share(args.prompts, prompts):.1f} %")
     print()
     print(markdown_table(results, shown))
     if args.json:

@@ -66,3 +66,14 @@ def test_a_checkpoint_without_a_words_file_has_no_known_words(tmp_path: Path):
     assert checkpoint_known_words(None) is None
     (tmp_path / WORDS_FILE).write_text("\n", encoding="utf-8")
     assert checkpoint_known_words(tmp_path) is None
+
+
+def test_repeated_word_share_counts_words_met_within_the_window() -> None:
+    from storyterm.engine.words import repeated_word_share
+
+    assert repeated_word_share(["Cuba, Cuba. The Cuba was in Cuba."]) == 3 / 6  # cuba ×4, the, was: 3 repeats
+    assert repeated_word_share(["one two three four"], window=2) == 0.0
+    assert repeated_word_share(["alpha beta gamma alpha"], window=2) == 0.0  # alpha is 3 words back
+    assert repeated_word_share(["alpha beta gamma alpha"], window=3) == 1 / 4
+    assert repeated_word_share(["alpha", "alpha"]) == 0.0  # texts are separate
+    assert repeated_word_share([]) == 0.0

@@ -111,3 +111,15 @@ def invented_word_rate(texts: Iterable[str], known_words: Iterable[str]) -> Inve
                 if word not in known:
                     invented[word] += 1
     return InventedWordReport(checked=checked, invented=sum(invented.values()), invented_words=invented)
+
+
+def repeated_word_share(texts: Iterable[str], window: int = 12) -> float:
+    """The share of words (3+ letters, any case) that repeat one of the ``window`` words before them in the same
+    text: a small model's loops ("Cuba, Cuba. The Cuba…") score high, human plots ~4 % (names and "the" recur)."""
+    repeated = total = 0
+    for text in texts:
+        words = [w.lower() for w in words_in(text) if len(w) >= 3]
+        for index, word in enumerate(words):
+            total += 1
+            repeated += word in words[max(0, index - window):index]
+    return repeated / total if total else 0.0
