@@ -330,3 +330,19 @@ def test_a_switch_after_other_steps_starts_a_new_browsing_step() -> None:
     assert draft.text == "Once more"
     assert draft.undo() and draft.text == "Once upon"
     assert draft.undo_label == "accept"
+
+
+def test_regenerate_start_is_where_the_last_accepted_passage_began_while_it_ends_the_story() -> None:
+    draft = Draft("Night", "horror")
+    draft.set_text("The house")
+    generate(draft, " creaks.")
+    assert draft.regenerate_start is None  # pending: a regenerate is a sibling at the end
+    draft.accept()
+    assert draft.regenerate_start == len("The house")
+    draft.set_text("The house creaks. Then")
+    assert draft.regenerate_start is None  # edited after it
+    draft.set_text("The house creaks.")
+    assert draft.regenerate_start == len("The house")  # back where it was
+    generate(draft, " It sighs.")
+    draft.dismiss()
+    assert draft.regenerate_start is None  # something else was generated at the end

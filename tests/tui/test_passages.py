@@ -103,13 +103,13 @@ async def test_the_end_at_sentence_switch(make_app, trim: bool) -> None:
             await pilot.pause()
             assert app.draft.settings.trim_sentences is False
         results = []
-        original = app._record_result
+        original = app.controller.record_result
 
         def record(request, result):
             results.append(result)
             original(request, result)
 
-        app._record_result = record
+        app.controller.record_result = record
         await type_and_generate(app, pilot, "She runs.")
         ending = results[-1].endings[0]
         if trim:

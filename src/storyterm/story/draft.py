@@ -244,6 +244,16 @@ class Draft:
         return self._passages.get(self._head_id) if self._head_id else None
 
     @property
+    def regenerate_start(self) -> int | None:
+        """Where regenerating the passage accepted last starts (an index into ``text``): while nothing is pending,
+        nothing else was generated at the end, and the story still ends with that passage where it was generated.
+        ``None`` otherwise (then a regenerate is a new passage at the end)."""
+        if self.pending is not None or self._open_alternatives():
+            return None
+        head = self._accepted_spot()
+        return None if head is None else len(self._text) - len(head.text)
+
+    @property
     def word_count(self) -> int:
         return self._word_counter.count(self._text)
 

@@ -1,9 +1,10 @@
 """One line under the editor: model, device, dtype, load state, genre, words, last run's speed, context used,
-draft state. A narrow bar drops the least needed parts first (device, TTFT, speed…), never the load state."""
+draft state. Display only: the app hands over a whole ``StatusInfo`` and never reads it back. A narrow bar drops
+the least needed parts first (device, TTFT, speed…), never the load state."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from rich.text import Text
 from textual.widgets import Static
@@ -33,8 +34,8 @@ class StatusBar(Static):
         self.info = StatusInfo()
         self._render_info()
 
-    def set(self, **changes: object) -> None:
-        info = replace(self.info, **changes)
+    def show(self, info: StatusInfo) -> None:
+        """Display ``info`` (the app builds it from the loop's state; nothing here is ever read back)."""
         if info != self.info:
             self.info = info
             self._render_info()
