@@ -154,6 +154,13 @@ class StopScanner:
         text = self._held + piece
         found = find_stop(text, self._stops)
         if found is not None:
+            # A longer stop may still begin at or before the one found ("a" found, " a" or "xa" coming): the next
+            # piece decides, so hold back from there (else the stop reported differs from the whole text's).
+            undecided = [start for start in range(found[0] + 1) for stop in self._stops
+                         if len(stop) > len(text) - start and stop.startswith(text[start:])]
+            if undecided:
+                self._held = text[min(undecided):]
+                return text[: min(undecided)]
             self._held, self.stop = "", found[1]
             return text[: found[0]]
         keep = max((n for stop in self._stops for n in range(1, len(stop)) if text.endswith(stop[:n])), default=0)
@@ -161,9 +168,15 @@ class StopScanner:
         return text[: len(text) - keep]
 
     def finish(self) -> str:
-        """What is still held back once the stream has ended without a stop."""
+        """What is still held back once the stream has ended (up to a stop that was waiting for a longer one)."""
         held, self._held = self._held, ""
-        return "" if self.stop is not None else held
+        if self.stop is not None:
+            return ""
+        found = find_stop(held, self._stops)
+        if found is None:
+            return held
+        self.stop = found[1]
+        return held[: found[0]]
 
     def filter(self, pieces: Iterable[str]) -> Iterator[str]:
         for piece in pieces:
