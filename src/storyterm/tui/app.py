@@ -123,6 +123,7 @@ class StorytermApp(TokenView, ModelLoading, PanelEvents, StatusLine, DraftFiles,
         self._editor_ahead = False  # the editor holds typing the Draft has not seen yet (see sync_editor)
         self._widgets: dict[str, Widget] = {}  # see _mounted
         self._behind_editor_keys = False  # an action is running after the editor's queued keys (run_action)
+        self._footer_state: LoopState | None = None  # the loop state the footer's keys were last checked in
 
         self.workspace, self._draft_error = Workspace.open(draft_path, self.drafts_dir, self._new_draft)
         self.controller = StoryController(self, lambda: self.workspace.draft, spec or ModelSpec())
@@ -440,6 +441,9 @@ class StorytermApp(TokenView, ModelLoading, PanelEvents, StatusLine, DraftFiles,
             self.autosaver.note_edit()
         else:
             self.save_now()
+        if self.controller.state is not self._footer_state:  # the footer's keys follow the loop (Accept, Stop)
+            self._footer_state = self.controller.state
+            self.refresh_bindings()
         self._update_status()
         self._schedule_context_usage(CONTEXT_USAGE_DELAY_S)
         self.refresh_token_view()
