@@ -1,8 +1,7 @@
 """Streaming story generation: ``model.generate`` in a background thread feeding a TextIteratorStreamer.
 
-One StoryEngine runs one generation at a time. ``stream()`` validates the request, trims the story to the
-context window (the header and memory are kept, the oldest story tokens go — in jumps, see ``context.py``, so the
-KV cache of the previous passage can be reused), and returns a GenerationStream whose iterator yields the text of
+One StoryEngine runs one generation at a time. ``stream()`` validates the request, builds the prompt trimmed to
+the context window (``prompt_builder.py``), and returns a GenerationStream whose iterator yields the text of
 alternative 0 as it is decoded. ``cancel()`` is checked by a stopping
 criterion after every decoding step; an exception raised in the thread is re-raised to the consumer.
 """
@@ -20,14 +19,15 @@ from transformers import (GenerationConfig, LogitsProcessorList, StoppingCriteri
                           TextIteratorStreamer)
 
 from . import kv_cache
-from .authors_note import DEFAULT_NOTE_DEPTH, header_cap, place_note, validate_note
-from .context import WORD_END, PromptCache, SmartWindow
-from .errors import EngineBusyError, SettingsError, StorytermError, UnknownGenreError
+from .authors_note import DEFAULT_NOTE_DEPTH, validate_note
+from .context import PromptCache
+from .errors import EngineBusyError, SettingsError, UnknownGenreError
 from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
-from .instruct import chat_prompt, eos_token_ids, has_chat_template
+from .instruct import eos_token_ids, has_chat_template
 from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_continuation, finish_passage,
                       grace_tokens, plan_start)
-from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, build_header, genre_token, memory_text
+from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genre_token
+from .prompt_builder import PreparedPrompt, PromptBuilder
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
 from .token_probs import TokenInfo, TokenTexts, align_tokens, row_token_probs, token_spans, validate_token_probs
@@ -39,19 +39,10 @@ if TYPE_CHECKING:
     from .loading import LoadedModel
 
 _DECODE_KWARGS = DECODE_KWARGS
-# A long story is tokenized from this many characters per context-window token before its end (English BPE
-# averages about 4); a tail that yields too few tokens falls back to the whole story.
-_TAIL_CHARS_PER_TOKEN = 8
 # From this prompt length on, a CPU generation preallocates its KV cache ("static"): the default dynamic cache copies
 # itself at every step, which made a full 1024-token window ~40 % slower per token (benchmarks/bench_speed.py);
 # for short prompts the dynamic cache is faster. Only for models whose layers all use full attention (kv_cache.py).
 STATIC_CACHE_MIN_PROMPT_TOKENS = 512
-
-
-def _word_boundary_at_or_after(text: str, start: int) -> int | None:
-    """First index >= start where whitespace follows a non-space character, or None."""
-    match = WORD_END.search(text, max(start - 1, 0))
-    return match.end() if match else None
 
 
 @dataclass(frozen=True)
@@ -115,18 +106,6 @@ class GenerationResult:
     def trimmed(self) -> bool:
         """The streamed passage lost an unfinished tail (or half a word) at its end."""
         return bool(self.endings) and self.endings[0] in ("trimmed", "word")
-
-
-@dataclass(frozen=True)
-class PreparedPrompt:
-    """The token ids fed to the model, after trimming to the context window."""
-
-    input_ids: list[int]
-    header_tokens: int
-    story_tokens: int
-    context_trimmed: bool
-    note_tokens: int = 0  # the author's note's tokens (between the story's start and its last sentences)
-    warnings: tuple[str, ...] = ()  # one line each, e.g. an author's note left out because it was too long
 
 
 class _CancelCriterion(StoppingCriteria):
@@ -281,13 +260,11 @@ class StoryEngine:
         the window always ends with the most recent tokens, and every passage reads its prompt from scratch)."""
         self.loaded = loaded
         self._generate_overrides = dict(generate_overrides or {})
-        self._smart_window = SmartWindow(self._encode_writer_text) if smart_context else None
+        self._builder = PromptBuilder(loaded, smart_context=smart_context)
         self._prompt_cache = PromptCache() if smart_context else None
         self._lock = threading.Lock()
         tokenizer = loaded.tokenizer
         vocab = tokenizer.get_vocab()
-        # Checkpoints that were not trained on the storyterm format (free mode hub models) get their own BOS.
-        self._bos_text = BOS_TOKEN if BOS_TOKEN in vocab else (tokenizer.bos_token or "")
         # Every end id the checkpoint lists (instruct models end a turn with several): never reduced to one.
         self._eos_ids = eos_token_ids(tokenizer, getattr(loaded.model, "generation_config", None), vocab.get(EOS_TOKEN))
         self._eos_id = self._eos_ids[0] if self._eos_ids else None
@@ -296,10 +273,6 @@ class StoryEngine:
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
         self._token_surfaces: TokenSurfaces | None = None  # built on the first generation (one batch decode)
         self._token_texts: TokenTexts | None = None  # candidate token texts, decoded when first asked for
-        # SentencePiece-style tokenizers mark a word start themselves: a space before the story would become a stray
-        # "▁" token after <s>.
-        first = tokenizer.convert_ids_to_tokens(tokenizer("a", add_special_tokens=False)["input_ids"][:1])
-        self._join_space = "" if first and str(first[0]).startswith("▁") else " "
         self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
         self._word_guard = CheckpointWordGuard(tokenizer, loaded.path)
         self._banned_words = BannedWords(tokenizer)
@@ -311,8 +284,7 @@ class StoryEngine:
 
     def forget_context(self) -> None:
         """Drop the remembered window start and the previous passage's KV cache (the next passage reads afresh)."""
-        if self._smart_window is not None:
-            self._smart_window.reset()
+        self._builder.reset()
         if self._prompt_cache is not None:
             self._prompt_cache.clear()
 
@@ -349,9 +321,7 @@ class StoryEngine:
 
     def instruct_on(self, request: GenerationRequest) -> bool:
         """Instruct mode: asked for, or by default whenever the model has a chat template."""
-        if request.instruct is None:
-            return has_chat_template(self.loaded.tokenizer)
-        return request.instruct
+        return self._builder.instruct_on(request)
 
     def prompt_text(self, request: GenerationRequest) -> str:
         """The exact text the model is given for ``request`` (header, memory, chat markup, trimmed story)."""
@@ -360,95 +330,11 @@ class StoryEngine:
         )
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
-        """Tokenize header and story separately so trimming drops exactly the oldest story tokens.
-
-        The writer's text (memory, story) is tokenized with special tokens split: typing ``<horror>`` or ``<EOS>``
-        in the editor must not switch the genre or end the story."""
-        story = plan_start(request.story).prompt_story  # trailing whitespace is the spacing rule's, not the model's
-        closing_ids: list[int] = []  # after the story: the end of an instruct request
-        if self.instruct_on(request):
-            header_ids, closing_ids = self._instruct_frame(request, has_story=bool(story))
-            leading_space = False  # the story starts on its own line
-        else:
-            header_ids = self._header_ids(request)
-            leading_space = bool(header_ids)
-        budget = self.loaded.context_window - request.settings.max_new_tokens - len(closing_ids)
-        note = place_note(request.authors_note, request.authors_note_depth, story, encode=self._encode_writer_text,
-                          leading_space=leading_space, header_tokens=len(header_ids), budget=budget,
-                          window=self.loaded.context_window)
-        story, budget = note.before, budget - len(note.tail_ids)  # the note and the story after it are kept whole
-        warnings = [note.warning] if note.warning else []
-        story_ids, tail_start = self._encode_story_tail(story, leading_space=leading_space, min_tokens=budget)
-        trimmed = note.trimmed or tail_start is not None or len(header_ids) + len(story_ids) > budget
-        if trimmed:
-            if closing_ids:  # an instruct request is kept whole: cut, it would stop making sense
-                if len(header_ids) >= budget:
-                    raise StorytermError(
-                        f"the instruct request and a {request.settings.max_new_tokens}-token passage fill this "
-                        f"model's {self.loaded.context_window}-token context: shorten the memory or the passage "
-                        "length, or turn instruct mode off")
-            else:
-                # Keep the header whole unless memory (and note) alone take half the window: then memory's tail goes.
-                cap = header_cap(len(header_ids), note.note_tokens, len(story_ids), budget, self.loaded.context_window)
-                if cap < len(header_ids):
-                    warnings.append(f"the memory is too long for this model's {self.loaded.context_window}-token "
-                                    f"context: only its first {cap} tokens are read; shorten it")
-                header_ids = header_ids[:cap]
-            keep = budget - len(header_ids)
-            if self._smart_window is not None:
-                story_ids = self._smart_window.story_ids(story, tail_start or 0, story_ids, keep)
-            else:
-                story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
-        input_ids = list(header_ids) + list(story_ids) + note.tail_ids + closing_ids
-        if not input_ids:
-            raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
-        story_tokens = len(story_ids) + len(note.tail_ids) - note.note_tokens
-        return PreparedPrompt(input_ids, len(header_ids), story_tokens, trimmed, note.note_tokens, tuple(warnings))
-
-    def _header_ids(self, request: GenerationRequest) -> list[int]:
-        """``<BOS> <genre>`` for genre tokens, ``<BOS> This is a horror story.`` in words, then the memory."""
-        if request.genre is not None and not self.loaded.genres:
-            base = f"{self._bos_text} {request.word_genres.header(request.genre)}".strip()
-        else:
-            base = build_header(request.genre)
-            if self._bos_text != BOS_TOKEN:
-                base = (self._bos_text + base.removeprefix(BOS_TOKEN)).strip()
-        header_ids = self.loaded.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
-        memory = memory_text(request.memory)
-        if memory:
-            header_ids += self._encode_writer_text((self._join_space if base else "") + memory)
-        return list(header_ids)
-
-    def _instruct_frame(self, request: GenerationRequest, *, has_story: bool) -> tuple[list[int], list[int]]:
-        """The chat request's ids before the story (template markup, then the request in words) and after it."""
-        tokenizer = self.loaded.tokenizer
-        genre = request.genre
-        chat = chat_prompt(tokenizer, genre=genre, memory=request.memory, title=request.title, has_story=has_story)
-        before = list(tokenizer(chat.template, add_special_tokens=False)["input_ids"]) if chat.template else []
-        if chat.request:
-            before += self._encode_writer_text(chat.request)
-        after = list(tokenizer(chat.after, add_special_tokens=False)["input_ids"]) if chat.after else []
-        return before, after
-
-    def _encode_story_tail(self, story: str, *, leading_space: bool, min_tokens: int) -> tuple[list[int], int | None]:
-        """The story's token ids, or only those of its tail when that alone fills the window (with the tail's start).
-
-        A long draft is not tokenized whole for every passage: the tail of ``_TAIL_CHARS_PER_TOKEN`` characters per
-        window token, cut where whitespace follows a non-space character, gives the same ids as the whole text's
-        end (byte-level BPE pre-tokens never span such a point). If the tail is too short, encode it all."""
-        if not story:
-            return [], None
-        limit = max(min_tokens, 1) * _TAIL_CHARS_PER_TOKEN
-        if len(story) > limit:
-            cut = _word_boundary_at_or_after(story, len(story) - limit)
-            if cut is not None:
-                tail_ids = self._encode_writer_text(story[cut:])
-                if len(tail_ids) >= min_tokens:
-                    return tail_ids, cut
-        return self._encode_writer_text((self._join_space if leading_space else "") + story), None
+        """The prompt's token ids after trimming (``prompt_builder.py``)."""
+        return self._builder.prepare(request)
 
     def _encode_writer_text(self, text: str) -> list[int]:
-        return list(self.loaded.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
+        return self._builder.encode_writer_text(text)
 
     def context_usage(self, request: GenerationRequest) -> tuple[int, int]:
         """(prompt tokens after trimming, context window)."""
