@@ -97,3 +97,46 @@ def test_bad_authors_note_flags_are_one_line_usage_errors(capsys, tiny_checkpoin
     assert code == 2
     lines = err.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err
+
+
+def test_lorebook_file_reaches_the_prompt_and_json_shows_the_parts(capsys, tiny_checkpoint: Path,
+                                                                   tmp_path: Path) -> None:
+    from storyterm.engine.prompt import build_prompt
+
+    book = tmp_path / "world.json"
+    book.write_text(json.dumps({"entries": [
+        {"keys": ["ghost"], "text": "The ghost is Anna's mother."},
+        {"keys": ["Mars"], "text": "Mars is red."},
+    ]}), encoding="utf-8")
+    story = "A man walks into a bar. The ghost screams."
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", story,
+                          *GREEDY_FLAGS, "--lorebook", str(book), "--memory", "Anna.", "--authors-note", "tense",
+                          "--authors-note-depth", "1", "--json")
+    assert code == 0, err
+    data = json.loads(out)
+    assert data["prompt"] == build_prompt(
+        "drama", "[The ghost is Anna's mother.] A man walks into a bar. [tense] The ghost screams.", "Anna.")
+    assert [(part["part"], part["label"], part["text"]) for part in data["context"]] == [
+        ("header", "header", "<BOS> <drama>"), ("memory", "memory", " [Anna.]"),
+        ("lorebook", "ghost", " [The ghost is Anna's mother.]"), ("story", "story", " A man walks into a bar."),
+        ("note", "author's note", " [tense]"), ("story", "story after the note", " The ghost screams."),
+    ]
+    assert sum(part["tokens"] for part in data["context"]) == data["stats"]["prompt_tokens"]
+    assert data["left_out"] == [] and len(data["lorebook"]["entries"]) == 2
+
+
+@pytest.mark.parametrize(("content", "fragment"), [
+    (None, "--lorebook: cannot read lorebook"),
+    ("{oops", "is not valid JSON"),
+    ('{"entries": [{"keys": ["a"], "txt": "x"}]}', "entry 1: unknown field 'txt'"),
+])
+def test_a_bad_lorebook_file_is_a_one_line_usage_error(capsys, tiny_checkpoint: Path, tmp_path: Path,
+                                                       content: str | None, fragment: str) -> None:
+    path = tmp_path / "book.json"
+    if content is not None:
+        path.write_text(content, encoding="utf-8")
+    code, out, err = _run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "The",
+                          *GREEDY_FLAGS, "--lorebook", str(path))
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0] and "Traceback" not in err and out == ""

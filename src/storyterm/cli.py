@@ -90,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                           help="a short note put a few sentences before the end of the story, e.g. 'Style: tense'")
     steering.add_argument("--authors-note-depth", type=int, default=3, metavar="N",
                           help="sentences from the end of the story to the author's note (0 = after it; default 3)")
+    steering.add_argument("--lorebook", type=Path, metavar="FILE.json",
+                          help="world info: entries of keys and text, read while a key is in the story's last lines "
+                          "(format in the README)")
     generate.add_argument("--instruct", action=argparse.BooleanOptionalAction, default=None,
                           help="ask a chat model to continue the story (default: on when the model has a chat "
                           "template)")
@@ -375,6 +378,7 @@ def _read_stdin() -> str:
 def run_generate(args: argparse.Namespace) -> int:
     from storyterm.engine.generation import GenerationRequest, StoryEngine
     from storyterm.engine.passage import SettledText
+    from storyterm.engine.prompt_builder import decode_ids
 
     if args.genre is not None:
         from storyterm.engine.prompt import normalize_genre
@@ -383,6 +387,7 @@ def run_generate(args: argparse.Namespace) -> int:
             args.genre = normalize_genre(args.genre)  # "Sci-Fi" → "sci_fi"
         except ValueError as error:
             raise UsageError(f"--genre: {error}") from None
+    lorebook = _read_lorebook(args.lorebook)
     config = _user_config()
     loaded = _load(args)
     instruct = args.instruct if args.instruct is not None else config.instruct
@@ -400,12 +405,13 @@ def run_generate(args: argparse.Namespace) -> int:
                                 word_genres=config.word_genres, instruct=instruct, title=args.title or "",
                                 banned_words=tuple(args.ban), stop_sequences=tuple(_unescape(s) for s in args.stop),
                                 authors_note=args.authors_note, authors_note_depth=args.authors_note_depth,
-                                token_probs=args.logprobs)
+                                token_probs=args.logprobs, lorebook=lorebook)
     if args.logprobs and not args.json:
         raise UsageError("--logprobs adds token probabilities to the JSON output: add --json")
     engine.validate(request)
     prompt_text = engine.prompt_text(request) if args.json else ""
-    warnings = engine.prepare(request).warnings
+    prepared = engine.prepare(request)
+    warnings = prepared.warnings
     for warning in warnings:
         print(f"{PROG}: warning: {warning}", file=sys.stderr)
     stream = engine.stream(request)
@@ -434,7 +440,10 @@ def run_generate(args: argparse.Namespace) -> int:
         return EXIT_INTERRUPTED
     if args.json:
         data = _result_json(loaded, request, result)
-        data.update(prompt=prompt_text, instruct=instruct, warnings=list(warnings))
+        data.update(prompt=prompt_text, instruct=instruct, warnings=list(warnings),
+                    context=[{"part": part.kind, "label": part.label, "tokens": part.tokens,
+                              "text": decode_ids(loaded.tokenizer, part.token_ids)} for part in prepared.parts],
+                    left_out=list(prepared.left_out))
         print(json.dumps(data, ensure_ascii=False))
         return EXIT_OK
     out.write(settled.finish(result.text) + "\n")
@@ -445,6 +454,17 @@ def run_generate(args: argparse.Namespace) -> int:
     if not result.text.strip() and not result.cancelled:
         print(f"{PROG}: the model stopped without writing anything", file=sys.stderr)
     return EXIT_OK
+
+
+def _read_lorebook(path: Path | None) -> Any:
+    from storyterm.engine.lorebook import Lorebook, load_lorebook
+
+    if path is None:
+        return Lorebook()
+    try:
+        return load_lorebook(path)
+    except SettingsError as error:
+        raise UsageError(f"--lorebook: {error}") from None
 
 
 def _unescape(text: str) -> str:
@@ -468,6 +488,7 @@ def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) ->
         "stop_sequences": list(request.stop_sequences),
         "authors_note": request.authors_note,
         "authors_note_depth": request.authors_note_depth,
+        "lorebook": request.lorebook.to_dict() if request.lorebook else None,
         "stats": result.stats.to_dict(),
         **({"tokens": None if not result.tokens or result.tokens[0] is None
             else [token.to_dict() for token in result.tokens[0]]} if request.token_probs else {}),

@@ -54,6 +54,9 @@ DEFAULT_KEYS: dict[str, str] = {
     "switch_model": "f2",
     "probability_view": "f6",
     "token_candidates": "ctrl+l",
+    "context_viewer": "f9",
+    "lorebook": "f5",
+    "story_context": "f10",
 }
 
 

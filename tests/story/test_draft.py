@@ -219,7 +219,7 @@ def test_from_dict_names_the_bad_field(mutate, message) -> None:
 
 def test_newer_format_has_its_own_error_type() -> None:
     with pytest.raises(NewerFormatError):
-        Draft.from_dict({"format_version": 2})
+        Draft.from_dict({"format_version": 3})
 
 
 def test_hand_edited_story_hides_pending_on_load() -> None:

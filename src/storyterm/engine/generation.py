@@ -24,6 +24,7 @@ from .context import PromptCache
 from .errors import EngineBusyError, SettingsError, UnknownGenreError
 from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
 from .instruct import eos_token_ids, has_chat_template
+from .lorebook import Lorebook
 from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_continuation, finish_passage,
                       grace_tokens, plan_start)
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genre_token
@@ -60,6 +61,7 @@ class GenerationRequest:
     authors_note: str = ""  # put authors_note_depth sentences before the story's end (engine/authors_note.py)
     authors_note_depth: int = DEFAULT_NOTE_DEPTH
     token_probs: int = 0  # report each token's probabilities and this many top candidates (engine/token_probs.py)
+    lorebook: Lorebook = Lorebook()  # world info entries the story's last lines call for (engine/lorebook.py)
 
 
 @dataclass(frozen=True)
@@ -305,6 +307,9 @@ class StoryEngine:
         validate_steering(request.banned_words, request.stop_sequences)
         validate_note(request.authors_note, request.authors_note_depth)
         validate_token_probs(request.token_probs)
+        if not isinstance(request.lorebook, Lorebook):
+            raise SettingsError(f"the lorebook must be a Lorebook, got {type(request.lorebook).__name__}")
+        request.lorebook.validate()
         genres = self.loaded.genres
         if genres:
             if request.genre is None:

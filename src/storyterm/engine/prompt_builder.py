@@ -1,13 +1,23 @@
 """Building the prompt: the token ids the model reads for the next passage, trimmed to the context window.
 
-The header (``<BOS> <genre>``, or the genre in words, or a chat model's instruct request) and the memory come first,
-then the story, with the author's note cut in near its end (``authors_note.py``). The story is tokenized separately
-from the header so trimming drops exactly its oldest tokens — in jumps when smart context is on (``context.py``), so
-the KV cache of the previous passage can be reused.
+Order: the header (``<BOS> <genre>``, or the genre in words, or a chat model's instruct request), the memory, the
+lorebook entries the story calls for (``lorebook.py``), then the story, with the author's note cut in near its end
+(``authors_note.py``). Each part is tokenized on its own so trimming drops exactly the story's oldest tokens — in
+jumps when smart context is on (``context.py``), so the KV cache of the previous passage can be reused.
+
+When everything does not fit (the window less the passage's tokens):
+
+1. the header (``<BOS>``, genre) never goes;
+2. the story's oldest text goes first;
+3. lorebook entries beyond their budget are left out: the lorebook's own ``token_budget``, and never more than half
+   of the room the header, memory and note leave when the story needs it — so the story keeps at least that half;
+4. memory and the author's note are kept whole unless they alone take more than half of the window: then the note
+   is left out, or memory's end is cut, with a one-line warning.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +25,7 @@ from .authors_note import header_cap, place_note
 from .context import WORD_END, SmartWindow
 from .errors import StorytermError
 from .instruct import chat_prompt, has_chat_template
+from .lorebook import LorebookEntry
 from .passage import plan_start
 from .prompt import BOS_TOKEN, build_header, memory_text
 
@@ -33,16 +44,41 @@ def _word_boundary_at_or_after(text: str, start: int) -> int | None:
     return match.end() if match else None
 
 
+# ContextPart kinds, in prompt order (the story may come twice: before and after the author's note)
+HEADER, MEMORY, LOREBOOK, STORY, NOTE, CLOSING = "header", "memory", "lorebook", "story", "note", "closing"
+
+
+@dataclass(frozen=True)
+class ContextPart:
+    """One marked stretch of the prompt: what it is, a label (a lorebook entry's name), its token ids."""
+
+    kind: str
+    label: str
+    token_ids: tuple[int, ...]
+
+    @property
+    def tokens(self) -> int:
+        return len(self.token_ids)
+
+
 @dataclass(frozen=True)
 class PreparedPrompt:
     """The token ids fed to the model, after trimming to the context window."""
 
     input_ids: list[int]
-    header_tokens: int
+    header_tokens: int  # header and memory (an instruct request: everything before the story)
     story_tokens: int
     context_trimmed: bool
     note_tokens: int = 0  # the author's note's tokens (between the story's start and its last sentences)
     warnings: tuple[str, ...] = ()  # one line each, e.g. an author's note left out because it was too long
+    parts: tuple[ContextPart, ...] = ()  # input_ids cut into marked parts, in order (they add up to input_ids)
+    left_out: tuple[str, ...] = ()  # one line per thing trimmed away: the story's oldest text, lorebook entries
+    lorebook_tokens: int = 0  # the lorebook entries' tokens (after the header and memory)
+
+
+def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:
+    """Token ids as the exact text the model reads (special tokens and spacing kept)."""
+    return tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False)
 
 
 class PromptBuilder:
@@ -79,25 +115,39 @@ class PromptBuilder:
         return list(self.loaded.tokenizer(text, add_special_tokens=False, split_special_tokens=True)["input_ids"])
 
     def prepare(self, request: GenerationRequest) -> PreparedPrompt:
-        """Tokenize header and story separately so trimming drops exactly the oldest story tokens."""
+        """Tokenize header, memory, lorebook entries and story separately and trim (the module docstring's order)."""
         story = plan_start(request.story).prompt_story  # trailing whitespace is the spacing rule's, not the model's
-        closing_ids: list[int] = []  # after the story: the end of an instruct request
-        if self.instruct_on(request):
-            header_ids, closing_ids = self._instruct_frame(request, has_story=bool(story))
-            leading_space = False  # the story starts on its own line
-        else:
-            header_ids = self._header_ids(request)
-            leading_space = bool(header_ids)
+        instruct = self.instruct_on(request)
         window = self.loaded.context_window
+        active = request.lorebook.active(request.story) if request.lorebook else []
+        lore_ids = [self.encode_writer_text(self.join_space + memory_text(entry.text)) for entry in active]
+        closing_ids: list[int] = []  # after the story: the end of an instruct request
+        if instruct:
+            header_ids, closing_ids = self._instruct_frame(request, request.memory, has_story=bool(story))
+            base_tokens, leading_space = len(header_ids), False  # the story starts on its own line
+        else:
+            header_ids, base_tokens = self._header_ids(request)
+            leading_space = bool(header_ids)
         budget = window - request.settings.max_new_tokens - len(closing_ids)
         note = place_note(request.authors_note, request.authors_note_depth, story, encode=self.encode_writer_text,
                           leading_space=leading_space, header_tokens=len(header_ids), budget=budget, window=window)
         story, budget = note.before, budget - len(note.tail_ids)  # the note and the story after it are kept whole
         warnings = [note.warning] if note.warning else []
         story_ids, tail_start = self._encode_story_tail(story, leading_space=leading_space, min_tokens=budget)
-        trimmed = note.trimmed or tail_start is not None or len(header_ids) + len(story_ids) > budget
+        # The lorebook's share: its own budget, and at most half the room left when the story needs more.
+        room = budget - len(header_ids)
+        story_need = len(story_ids) if tail_start is None else budget
+        lore_cap = max(0, min(request.lorebook.token_budget, max(room - story_need, room // 2)))
+        chosen, left_out = _within_budget(active, lore_ids, lore_cap)
+        lore_flat = [token for index in chosen for token in lore_ids[index]]
+        if instruct and chosen:  # a chat request carries the entries with the memory, in its own words
+            memory = " ".join([memory_text(request.memory)] + [memory_text(active[i].text) for i in chosen]).strip()
+            header_ids, closing_ids = self._instruct_frame(request, memory, has_story=bool(story))
+            budget += len(lore_flat) - (len(header_ids) - base_tokens)  # the frame now holds the entries
+            base_tokens, lore_flat = len(header_ids), []
+        trimmed = note.trimmed or tail_start is not None or len(header_ids) + len(lore_flat) + len(story_ids) > budget
         if trimmed:
-            if closing_ids:  # an instruct request is kept whole: cut, it would stop making sense
+            if instruct:  # an instruct request is kept whole: cut, it would stop making sense
                 if len(header_ids) >= budget:
                     raise StorytermError(
                         f"the instruct request and a {request.settings.max_new_tokens}-token passage fill this "
@@ -105,41 +155,65 @@ class PromptBuilder:
                         "length, or turn instruct mode off")
             else:
                 # Keep the header whole unless memory (and note) alone take half the window: then memory's tail goes.
-                cap = header_cap(len(header_ids), note.note_tokens, len(story_ids), budget, window)
+                cap = header_cap(len(header_ids), note.note_tokens, len(story_ids), budget - len(lore_flat), window)
                 if cap < len(header_ids):
                     warnings.append(f"the memory is too long for this model's {window}-token "
                                     f"context: only its first {cap} tokens are read; shorten it")
                 header_ids = header_ids[:cap]
-            keep = budget - len(header_ids)
+            keep = budget - len(header_ids) - len(lore_flat)
+            whole_story = len(story_ids)
             if self.smart_window is not None:
                 story_ids = self.smart_window.story_ids(story, tail_start or 0, story_ids, keep)
             else:
                 story_ids = story_ids[len(story_ids) - keep :] if keep > 0 else []
-        input_ids = list(header_ids) + list(story_ids) + note.tail_ids + closing_ids
+            if tail_start is not None or len(story_ids) < whole_story:
+                left_out.insert(0, self._story_cut(story, story_ids, note.trimmed))
+        elif note.trimmed:
+            left_out.insert(0, self._story_cut(story, story_ids, True))
+        input_ids = list(header_ids) + lore_flat + list(story_ids) + note.tail_ids + closing_ids
         if not input_ids:
             raise StorytermError("nothing to continue: this model has no start token, so type a prompt first")
+        parts = [ContextPart(HEADER, "instruct request" if instruct else "header", tuple(header_ids[:base_tokens]))]
+        parts.append(ContextPart(MEMORY, "memory", tuple(header_ids[base_tokens:])))
+        if not instruct:
+            parts += [ContextPart(LOREBOOK, active[i].label, tuple(lore_ids[i])) for i in chosen]
+        parts.append(ContextPart(STORY, "story", tuple(story_ids)))
+        parts.append(ContextPart(NOTE, "author's note", tuple(note.tail_ids[: note.note_tokens])))
+        parts.append(ContextPart(STORY, "story after the note", tuple(note.tail_ids[note.note_tokens :])))
+        parts.append(ContextPart(CLOSING, "end of the instruct request", tuple(closing_ids)))
         story_tokens = len(story_ids) + len(note.tail_ids) - note.note_tokens
-        return PreparedPrompt(input_ids, len(header_ids), story_tokens, trimmed, note.note_tokens, tuple(warnings))
+        return PreparedPrompt(input_ids, len(header_ids), story_tokens, trimmed, note.note_tokens, tuple(warnings),
+                              tuple(part for part in parts if part.token_ids), tuple(left_out), len(lore_flat))
 
-    def _header_ids(self, request: GenerationRequest) -> list[int]:
-        """``<BOS> <genre>`` for genre tokens, ``<BOS> This is a horror story.`` in words, then the memory."""
+    def _story_cut(self, story: str, kept_ids: list[int], note_trimmed: bool) -> str:
+        """One line saying how much of the story's start the window leaves out."""
+        if note_trimmed:
+            return "story: all of it before the author's note, and the oldest part after it"
+        kept = len(decode_ids(self.loaded.tokenizer, kept_ids).strip())
+        cut = max(0, len(story.strip()) - kept)
+        return f"story: its oldest {cut:,} characters"
+
+    def _header_ids(self, request: GenerationRequest) -> tuple[list[int], int]:
+        """``<BOS> <genre>`` for genre tokens, ``<BOS> This is a horror story.`` in words, then the memory; and how
+        many of the ids come before the memory."""
         if request.genre is not None and not self.loaded.genres:
             base = f"{self.bos_text} {request.word_genres.header(request.genre)}".strip()
         else:
             base = build_header(request.genre)
             if self.bos_text != BOS_TOKEN:
                 base = (self.bos_text + base.removeprefix(BOS_TOKEN)).strip()
-        header_ids = self.loaded.tokenizer(base, add_special_tokens=False)["input_ids"] if base else []
+        header_ids = list(self.loaded.tokenizer(base, add_special_tokens=False)["input_ids"]) if base else []
+        base_tokens = len(header_ids)
         memory = memory_text(request.memory)
         if memory:
             header_ids += self.encode_writer_text((self.join_space if base else "") + memory)
-        return list(header_ids)
+        return header_ids, base_tokens
 
-    def _instruct_frame(self, request: GenerationRequest, *, has_story: bool) -> tuple[list[int], list[int]]:
+    def _instruct_frame(self, request: GenerationRequest, memory: str, *, has_story: bool
+                        ) -> tuple[list[int], list[int]]:
         """The chat request's ids before the story (template markup, then the request in words) and after it."""
         tokenizer = self.loaded.tokenizer
-        chat = chat_prompt(tokenizer, genre=request.genre, memory=request.memory, title=request.title,
-                           has_story=has_story)
+        chat = chat_prompt(tokenizer, genre=request.genre, memory=memory, title=request.title, has_story=has_story)
         before = list(tokenizer(chat.template, add_special_tokens=False)["input_ids"]) if chat.template else []
         if chat.request:
             before += self.encode_writer_text(chat.request)
@@ -162,3 +236,15 @@ class PromptBuilder:
                 if len(tail_ids) >= min_tokens:
                     return tail_ids, cut
         return self.encode_writer_text((self.join_space if leading_space else "") + story), None
+
+
+def _within_budget(entries: list[LorebookEntry], ids: list[list[int]], cap: int) -> tuple[list[int], list[str]]:
+    """Indexes of the entries that go in (in order, while they fit ``cap`` tokens) and a line per one left out."""
+    chosen, left_out, used = [], [], 0
+    for index, entry in enumerate(entries):
+        if used + len(ids[index]) <= cap:
+            chosen.append(index)
+            used += len(ids[index])
+        else:
+            left_out.append(f"lorebook: {entry.label!r} ({len(ids[index])} tokens) is beyond the lorebook's budget")
+    return chosen, left_out

@@ -42,7 +42,9 @@ from storyterm.story.word_count import WordCounter
 
 from .token_data import decode_tokens, encode_tokens
 
-FORMAT_VERSION = 1
+from .draft_context import DraftContext
+
+FORMAT_VERSION = 2  # 2 adds "context" (story/draft_context.py); a draft without it is still written as 1
 MAX_UNDO_STEPS = 500
 
 
@@ -144,6 +146,7 @@ class Draft:
         self._memory = _require_str("memory", memory)
         self._settings = settings
         self._model_id = _require_str("model_id", model_id)
+        self._context = DraftContext()
         self.created_at = created_at or now_iso()
         self.updated_at = updated_at or self.created_at
         self._text = _require_str("text", text)
@@ -200,6 +203,18 @@ class Draft:
         if not isinstance(value, SamplerSettings):
             raise TypeError(f"settings must be SamplerSettings, got {type(value).__name__}")
         self._settings = value
+        self._touch()
+
+    @property
+    def context(self) -> DraftContext:
+        """Author's note and depth, banned words, stop sequences, lorebook."""
+        return self._context
+
+    @context.setter
+    def context(self, value: DraftContext) -> None:
+        if not isinstance(value, DraftContext):
+            raise TypeError(f"context must be DraftContext, got {type(value).__name__}")
+        self._context = value
         self._touch()
 
     @property
@@ -580,8 +595,8 @@ class Draft:
     # ----- serialisation -----
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict in a fixed key order (the file format; see ``store.py``)."""
-        return {
-            "format_version": FORMAT_VERSION,
+        data = {
+            "format_version": 1 if self._context.is_default() else FORMAT_VERSION,
             "title": self._title,
             "genre": self._genre,
             "memory": self._memory,
@@ -589,11 +604,16 @@ class Draft:
             "created_at": self.created_at,
             "updated_at": self.updated_at,
             "settings": self._settings.to_dict(),
+        }
+        if not self._context.is_default():
+            data["context"] = self._context.to_dict()
+        data.update({
             "text": self._text,
             "pending_id": self._pending_id,
             "last_accepted_id": self._head_id,
             "passages": [p.to_dict() for p in self._passages.values()],
-        }
+        })
+        return data
 
     @classmethod
     def from_dict(cls, data: Any) -> Draft:
@@ -620,6 +640,8 @@ class Draft:
             created_at=_field(data, "created_at", str),
             updated_at=_field(data, "updated_at", str),
         )
+        if "context" in data:
+            draft._context = DraftContext.from_dict(data["context"], warnings)
         raw_passages = _field(data, "passages", list)
         for index, raw in enumerate(raw_passages):
             passage = _passage(raw, f"passages[{index}]")

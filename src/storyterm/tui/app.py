@@ -34,6 +34,7 @@ from storyterm.story.autosave import Autosaver
 from storyterm.story.session import Session
 from storyterm.story.workspace import Workspace
 from storyterm.tui.controller import Choices, LoopState, StoryController
+from storyterm.tui.context_actions import ContextActions
 from storyterm.tui.draft_actions import DraftActions
 from storyterm.tui.draft_files import DraftFiles
 from storyterm.tui.keymap import BY_NAME, STORY_ACTIONS, build_bindings, key_table, system_commands
@@ -64,7 +65,8 @@ WidgetT = TypeVar("WidgetT", bound=Widget)
 CONTEXT_USAGE_DELAY_S = 0.4
 
 
-class StorytermApp(TokenView, ModelLoading, PanelEvents, StatusLine, DraftFiles, DraftActions, Quitting, App[int]):
+class StorytermApp(ContextActions, TokenView, ModelLoading, PanelEvents, StatusLine, DraftFiles, DraftActions,
+                   Quitting, App[int]):
     CSS_PATH = [Path(__file__).parent / "app.tcss", Path(__file__).parent / "dialogs.tcss"]
     TITLE = "storyterm"
     BINDINGS = build_bindings(DEFAULT_KEYS)

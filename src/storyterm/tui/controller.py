@@ -232,6 +232,7 @@ class StoryController:
             word_genres=choices.word_genres,
             instruct=choices.instruct,
             title=choices.title,
+            **self.draft.context.request_fields(),  # author's note, banned words, stops, lorebook
         )
 
     def _refused_for_settings(self, choices: Choices) -> bool:

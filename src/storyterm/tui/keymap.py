@@ -67,6 +67,12 @@ ACTIONS: list[Action] = [
     Action("focus_mode", "focus_mode", "Panels", "Hide or show the side panels (focus mode)", priority=False),
     Action("switch_model", "switch_model", "Model", "Switch model (built-in, local directory, hub id)",
            shown=False, priority=False),
+    Action("context_viewer", "context_viewer", "Context", "Show exactly what the model reads for the next passage",
+           shown=False),
+    Action("lorebook", "lorebook", "Lorebook", "Edit the draft's lorebook (world info read when a key is in the "
+           "story)", shown=False),
+    Action("story_context", "story_context", "Author's note", "Edit the author's note, banned words and stop "
+           "sequences", shown=False),
 ]
 BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
 STORY_ACTIONS = {a.name for a in ACTIONS if a.story_changing}
