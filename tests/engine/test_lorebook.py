@@ -262,3 +262,20 @@ def test_an_entry_switching_on_rereads_the_story_but_reuses_the_header(loaded: L
     # The new entry sits right after the memory: what follows it (the other entry, the story) is read again.
     assert header_and_memory <= shared < header_and_memory + 3
     assert engine.generate(switched).stats.cached_prompt_tokens == shared
+
+
+def test_instruct_mode_carries_the_entries_with_the_memory(tmp_path_factory: pytest.TempPathFactory) -> None:
+    from tests import model_zoo
+
+    qwen = load_model(ModelSpec(str(model_zoo.qwen_chat(tmp_path_factory.mktemp("zoo") / "qwen"))))
+    engine = StoryEngine(qwen)
+    story = "The ghost screams in the old house."
+    with_book = GenerationRequest(None, story, memory="Anna.", settings=GREEDY, lorebook=BOOK, instruct=True)
+    prepared = engine.prepare(with_book)
+    text = engine.prompt_text(with_book)
+    assert "[The ghost is Anna's mother.]" in text and "[Rain all year.]" in text and "Mars is red" not in text
+    assert text.index("[Anna.]") < text.index("[The ghost is Anna's mother.]") < text.rindex(story)
+    assert prepared.lorebook_tokens == 0  # inside the request, which is one part
+    assert [token for part in prepared.parts for token in part.token_ids] == prepared.input_ids
+    plain = engine.prompt_text(GenerationRequest(None, story, memory="Anna.", settings=GREEDY, instruct=True))
+    assert "ghost is Anna's mother" not in plain

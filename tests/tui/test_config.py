@@ -102,14 +102,14 @@ def test_bad_key_bindings_get_a_warning_and_the_default(tmp_path: Path) -> None:
     path = tmp_path / "config.toml"
     path.write_text(
         '[keys]\ngenerate = "ctrl+nonsense"\nquit = "ctrl+g"\nextend = "a"\nhelp = "shift+x"\nsave = "ctrl+t"\n'
-        'redo = "f9,alt+y"\n[colours]\nx = 1\n[general]\nthem = "nord"\n[settings]\ntemprature = 2.0\n',
+        'redo = "f11,alt+y"\n[colours]\nx = 1\n[general]\nthem = "nord"\n[settings]\ntemprature = 2.0\n',
         encoding="utf-8",
     )
     config, warnings = load_config(path)
     assert config.keys["generate"] == DEFAULT_KEYS["generate"]
     assert config.keys["quit"] == DEFAULT_KEYS["quit"]
     assert config.keys["extend"] == DEFAULT_KEYS["extend"] and config.keys["help"] == DEFAULT_KEYS["help"]
-    assert config.keys["save"] == "ctrl+t" and config.keys["redo"] == "f9,alt+y"  # good ones are kept
+    assert config.keys["save"] == "ctrl+t" and config.keys["redo"] == "f11,alt+y"  # good ones are kept
     text = "\n".join(warnings)
     for fragment in ("'ctrl+nonsense' is not a key name", "already generate's key", "'a' types a character",
                      "'shift+x' types a character", "'colours'", "'them'", "'temprature'"):

@@ -42,7 +42,8 @@ class LorebookScreen(ModalScreen[Lorebook | None]):
             yield Label("Lorebook — read while a key is in the story's last lines", classes="dialog-title")
             yield OptionList(*self._options(), id="lore-entries", compact=True, markup=False)
             yield Input(placeholder="keys, comma-separated: Anna, the nurse", id="lore-keys", compact=True)
-            yield TextArea(id="lore-text", soft_wrap=True, compact=True)
+            yield TextArea(id="lore-text", soft_wrap=True, compact=True,
+                           placeholder="text: what the model should know while a key is in the story")
             with Horizontal(classes="lore-row"):
                 yield Checkbox("Always on", id="lore-always", compact=True)
                 yield Label("Scan")
