@@ -12,7 +12,7 @@ from storyterm.engine.lorebook import Lorebook, LorebookEntry
 from storyterm.story import load_draft
 from storyterm.story.draft_context import DraftContext
 from storyterm.tui.screens.context_viewer import ContextViewerScreen
-from storyterm.tui.screens.lorebook import LorebookScreen
+from storyterm.tui.screens.lorebook import LINE_CHARS, LorebookScreen, entry_line
 from storyterm.tui.screens.story_context import StoryContextScreen, stops_from_text, stops_to_text
 
 SIZE = (80, 24)
@@ -120,6 +120,12 @@ async def test_story_context_form_names_a_bad_depth_and_stays(make_app) -> None:
         assert app.draft.context == DraftContext()
 
 
+def test_an_entry_is_one_row_in_the_list() -> None:
+    long = entry_line(LorebookEntry(("harbour",), "The harbour froze.\n" * 40, always_on=True))
+    assert len(long) == LINE_CHARS and long.startswith("● harbour — The harbour froze. The") and long.endswith("…")
+    assert entry_line(LorebookEntry((), "")) == "  (no keys) — (no text)"
+
+
 def test_stop_sequences_round_trip_through_the_one_line_form() -> None:
     stops = ("THE END", "\n\n", "a|b", "\t")
     assert stops_from_text(stops_to_text(stops)) == stops
@@ -169,4 +175,8 @@ async def test_context_viewer_says_what_was_trimmed(make_app) -> None:
         assert isinstance(screen, ContextViewerScreen)
         assert "Trimmed" in _static_text(screen, ".context-trimmed")
         assert any(text.startswith("• story: its oldest") for text in _static_text(screen, ".context-part-text"))
+        prepared = app.engine.prepare(app.current_request())
+        unused = app.loaded.context_window - 12 - len(prepared.input_ids)  # make_app's max_new_tokens = 12
+        assert unused > 0  # smart context anchored the window at a sentence with room to grow
+        assert f"{unused} more are free" in _static_text(screen, "#context-summary")[0]
         await pilot.press("escape")

@@ -45,6 +45,15 @@ def part_title(part: ViewedPart) -> str:
     return f"{name} — {part.tokens} token{'s' if part.tokens != 1 else ''}"
 
 
+def summary(view: ContextView) -> str:
+    text = f"{view.prompt_tokens} of {view.window} tokens; {view.passage_tokens} kept free for the passage."
+    unused = view.window - view.passage_tokens - view.prompt_tokens
+    if unused > 0 and any(line.startswith("story:") for line in view.left_out):
+        text += (f" {unused} more are free because the story's window starts at a sentence with room to grow: the "
+                 "next passages reuse what the model has read (smart context).")
+    return text
+
+
 class ContextViewerScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q", "close", "Close", show=False)]
 
@@ -58,8 +67,7 @@ class ContextViewerScreen(ModalScreen[None]):
         view = self.view
         with Vertical(classes="dialog", id="context-dialog"):
             yield Label("What the model reads for the next passage", classes="dialog-title")
-            yield Static(f"{view.prompt_tokens} of {view.window} tokens; {view.passage_tokens} kept free for the "
-                         "passage.", id="context-summary", markup=False)
+            yield Static(summary(view), id="context-summary", markup=False)
             with VerticalScroll(id="context-parts"):
                 for part in view.parts:
                     yield Static(part_title(part), classes=f"context-part-title context-{part.kind}", markup=False)

@@ -16,12 +16,16 @@ from storyterm.engine.errors import SettingsError
 from storyterm.engine.lorebook import Lorebook, LorebookEntry, parse_keys
 
 
+LINE_CHARS = 70  # an entry's line in the list, so each entry is one row in an 80-column terminal
+
+
 def entry_line(entry: LorebookEntry) -> str:
-    """One line of the entry list: keys (or "always on"), then the start of the text."""
+    """One line of the entry list: ● for always on, the keys, then the start of the text."""
     keys = ", ".join(entry.keys) or "(no keys)"
     mark = "● " if entry.always_on else "  "
     text = " ".join(entry.text.split()) or "(no text)"
-    return f"{mark}{keys} — {text}"
+    line = f"{mark}{keys} — {text}"
+    return line if len(line) <= LINE_CHARS else line[: LINE_CHARS - 1] + "…"
 
 
 def _blank(entry: LorebookEntry) -> bool:
