@@ -279,3 +279,8 @@ def test_instruct_mode_carries_the_entries_with_the_memory(tmp_path_factory: pyt
     assert [token for part in prepared.parts for token in part.token_ids] == prepared.input_ids
     plain = engine.prompt_text(GenerationRequest(None, story, memory="Anna.", settings=GREEDY, instruct=True))
     assert "ghost is Anna's mother" not in plain
+    long = GenerationRequest(None, "The ghost screams in the old house. " * 80, memory="Anna.", settings=GREEDY,
+                             lorebook=Lorebook((GHOST, ALWAYS), token_budget=1000), instruct=True)
+    prepared = engine.prepare(long)
+    assert prepared.context_trimmed and len(prepared.input_ids) <= qwen.context_window - GREEDY.max_new_tokens
+    assert "[The ghost is Anna's mother.]" in engine.prompt_text(long)

@@ -142,9 +142,8 @@ class PromptBuilder:
         lore_flat = [token for index in chosen for token in lore_ids[index]]
         if instruct and chosen:  # a chat request carries the entries with the memory, in its own words
             memory = " ".join([memory_text(request.memory)] + [memory_text(active[i].text) for i in chosen]).strip()
-            header_ids, closing_ids = self._instruct_frame(request, memory, has_story=bool(story))
-            budget += len(lore_flat) - (len(header_ids) - base_tokens)  # the frame now holds the entries
-            base_tokens, lore_flat = len(header_ids), []
+            header_ids, _closing = self._instruct_frame(request, memory, has_story=bool(story))
+            base_tokens, lore_flat = len(header_ids), []  # the frame now holds the entries
         trimmed = note.trimmed or tail_start is not None or len(header_ids) + len(lore_flat) + len(story_ids) > budget
         if trimmed:
             if instruct:  # an instruct request is kept whole: cut, it would stop making sense
