@@ -32,7 +32,7 @@ async def test_lorebook_screen_adds_edits_and_deletes_entries(make_app, tmp_path
     async with app.run_test(size=SIZE) as pilot:
         await _ready(app, pilot)
         await pilot.press(*"The ghost screams.")
-        await pilot.press("ctrl+l")
+        await pilot.press("f5")
         await pilot.pause()
         screen = app.screen
         assert isinstance(screen, LorebookScreen)
@@ -67,7 +67,7 @@ async def test_lorebook_screen_refuses_an_entry_without_keys_and_cancel_drops_ch
     app = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await _ready(app, pilot)
-        await pilot.press("ctrl+l")
+        await pilot.press("f5")
         await pilot.pause()
         await pilot.press("tab", *"Text but no key.")
         await pilot.press("escape")
