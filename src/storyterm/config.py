@@ -42,6 +42,7 @@ DEFAULT_KEYS: dict[str, str] = {
     "next_alternative": "f8,alt+right_square_bracket",
     "previous_alternative": "f7,alt+left_square_bracket",
     "extend": "ctrl+e",
+    "story_tree": "f12",
     "undo": "ctrl+z",
     "redo": "ctrl+y",
     "save": "ctrl+s",

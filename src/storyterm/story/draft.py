@@ -89,6 +89,9 @@ class Passage:
     # swap where it branched: {"from": passage id, "token": index of the swapped token}.
     tokens: dict | None = None
     branch: dict | None = None
+    # The story between the parent's end and this passage (for a root: all of it), so the tree view can rebuild
+    # any branch's text; None in drafts written before it was recorded (story.tree recovers what it can).
+    lead_in: str | None = None
 
     def continues(self, story: str) -> bool:
         """Whether this passage was generated right after exactly ``story``."""
@@ -106,7 +109,7 @@ class Passage:
         return decode_tokens(self.tokens, self.text) if self.tokens is not None else None
 
 
-_OPTIONAL_PASSAGE_FIELDS = ("tokens", "branch")
+_OPTIONAL_PASSAGE_FIELDS = ("tokens", "branch", "lead_in")
 
 
 @dataclass(frozen=True)
@@ -427,6 +430,8 @@ class Draft:
             context_digest=self._text_digest(),
             tokens=_stored_tokens(text, tokens),
         )
+        parent = self._passages.get(passage.parent_id) if passage.parent_id else None
+        passage.lead_in = self._text[parent.context_length + len(parent.text):] if parent else self._text
         self._push("generate")
         self._passages[passage.id] = passage
         self._pending_id = passage.id
@@ -481,6 +486,27 @@ class Draft:
         self._push("dismiss")
         self._pending_id = None
         self._touch()
+
+    def story_tip(self) -> Passage | None:
+        """Where the story now is in the tree: the pending passage, else the latest accepted passage whose text
+        still lies unchanged in the story (the parent a new passage would get)."""
+        return self.pending or self._passages.get(self._parent_for_new() or "")
+
+    def make_current(self, passage_id: str, context: str) -> Passage:
+        """The tree view's "go there": the story becomes ``context`` (the story the passage continued, see
+        ``story.tree.story_before``) followed by the passage, which counts as accepted; new passages continue
+        after it. One undo step, which returns to where the writer was."""
+        passage = self.passage(passage_id)
+        if not passage.continues(context):
+            raise DraftError("that is not the story this passage continued")
+        text = context + passage.text
+        if (text, passage.id, None) == (self._text, self._head_id, self._pending_id):
+            return passage
+        self._push("go to")
+        self._text, self._head_id, self._pending_id = text, passage.id, None
+        passage.accepted = True
+        self._touch()
+        return passage
 
     def delete_branch(self, passage_id: str) -> int:
         """Remove a passage and everything generated after it (its descendants) from the tree, on the writer's
@@ -611,9 +637,24 @@ class Draft:
             "text": self._text,
             "pending_id": self._pending_id,
             "last_accepted_id": self._head_id,
-            "passages": [p.to_dict() for p in self._passages.values()],
+            "passages": self._passage_dicts(),
         })
         return data
+
+    def _passage_dicts(self) -> list[dict[str, Any]]:
+        """Alternatives at one spot share their lead-in: it is written once, on the first of them, so a long
+        opening regenerated many times is stored once (from_dict gives it back to the others)."""
+        written: dict[tuple[str | None, str], str] = {}
+        result = []
+        for passage in self._passages.values():
+            data = passage.to_dict()
+            key = (passage.parent_id, passage.context_digest)
+            if passage.lead_in is None or written.get(key) == passage.lead_in:
+                data.pop("lead_in", None)
+            else:
+                written[key] = passage.lead_in
+            result.append(data)
+        return result
 
     @classmethod
     def from_dict(cls, data: Any) -> Draft:
@@ -643,8 +684,14 @@ class Draft:
         if "context" in data:
             draft._context = DraftContext.from_dict(data["context"], warnings)
         raw_passages = _field(data, "passages", list)
+        lead_ins: dict[tuple[str | None, str], str] = {}  # see _passage_dicts
         for index, raw in enumerate(raw_passages):
             passage = _passage(raw, f"passages[{index}]")
+            key = (passage.parent_id, passage.context_digest)
+            if passage.lead_in is None:
+                passage.lead_in = lead_ins.get(key)
+            else:
+                lead_ins[key] = passage.lead_in
             if passage.id in draft._passages:
                 raise DraftFormatError(f"passages[{index}].id {passage.id!r} is used twice")
             if passage.parent_id is not None and passage.parent_id not in draft._passages:
@@ -749,6 +796,7 @@ def _passage(raw: Any, where: str) -> Passage:
     context_length = _field(raw, "context_length", int, where=where)
     if context_length < 0:
         raise DraftFormatError(f"{where}.context_length is negative")
+    lead_in = _field(raw, "lead_in", str, optional=True, where=where) if "lead_in" in raw else None
     return Passage(
         id=passage_id,
         parent_id=_field(raw, "parent_id", str, optional=True, where=where),
@@ -765,6 +813,7 @@ def _passage(raw: Any, where: str) -> Passage:
         # Optional extras: malformed ones are dropped (they must never lock the writer out of the story).
         tokens=_valid_tokens(raw.get("tokens")),
         branch=_valid_branch(raw.get("branch")),
+        lead_in=lead_in,
     )
 
 

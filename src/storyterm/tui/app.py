@@ -41,6 +41,7 @@ from storyterm.tui.keymap import BY_NAME, STORY_ACTIONS, build_bindings, key_tab
 from storyterm.tui.model_loading import LoadFinished, LoadProgress, ModelLoading, debug_log_path, first_line
 from storyterm.tui.panel_events import PanelEvents
 from storyterm.tui.status_line import StatusLine
+from storyterm.tui.story_tree_actions import StoryTreeActions
 from storyterm.tui.token_view import TokenView
 from storyterm.tui.model_modes import instruct_on
 from storyterm.tui.quitting import Quitting, exit_code, print_exit_message
@@ -66,7 +67,7 @@ CONTEXT_USAGE_DELAY_S = 0.4
 
 
 class StorytermApp(ContextActions, TokenView, ModelLoading, PanelEvents, StatusLine, DraftFiles, DraftActions,
-                   Quitting, App[int]):
+                   StoryTreeActions, Quitting, App[int]):
     CSS_PATH = [Path(__file__).parent / "app.tcss", Path(__file__).parent / "dialogs.tcss"]
     TITLE = "storyterm"
     BINDINGS = build_bindings(DEFAULT_KEYS)
