@@ -26,90 +26,34 @@ new step. Accept, generate (``add_alternative``), switch (``select_alternative``
 
 from __future__ import annotations
 
-import hashlib
-import math
 import operator
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from typing import Any
 
-from storyterm.engine.errors import SettingsError, StorytermError
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
 from storyterm.engine.token_probs import TokenInfo
 from storyterm.story.word_count import WordCounter
 
-from .token_data import decode_tokens, encode_tokens
-
 from .draft_context import DraftContext
+from .draft_format import FORMAT_VERSION, draft_from_dict, draft_to_dict
+from .passage import (
+    DraftError,
+    DraftFormatError,
+    NewerFormatError,
+    Passage,
+    check_json_values,
+    context_digest,
+    now_iso,
+    require_str,
+    stored_tokens,
+)
 
-FORMAT_VERSION = 2  # 2 adds "context" (story/draft_context.py); a draft without it is still written as 1
+__all__ = ["FORMAT_VERSION", "Draft", "DraftError", "DraftFormatError", "NewerFormatError", "Passage",
+           "context_digest", "now_iso"]
+
 MAX_UNDO_STEPS = 500
-
-
-class DraftError(StorytermError):
-    """An operation that makes no sense in the draft's current state (nothing to accept, unknown passage, …)."""
-
-
-class DraftFormatError(StorytermError, ValueError):
-    """Data given to ``Draft.from_dict`` is not a valid draft; the message names the field and the problem."""
-
-
-class NewerFormatError(DraftFormatError):
-    """The data was written by a newer storyterm (a ``format_version`` this version cannot read)."""
-
-
-def now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="seconds")
-
-
-def context_digest(text: str) -> str:
-    """The identity of a spot in the story: SHA-256 of the story text a passage continued."""
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
-
-
-@dataclass
-class Passage:
-    """One generation: a node of the append-only tree."""
-
-    id: str
-    parent_id: str | None
-    text: str
-    genre: str | None
-    settings: dict
-    seed: int | None
-    model: str
-    created_at: str
-    accepted: bool = False  # was accepted into the story at some point
-    stopped: bool = False  # cut short by the writer
-    context_length: int = 0  # length of the story this passage continued
-    context_digest: str = ""  # context_digest() of that story: equal digests = alternatives at one spot
-    # Optional, absent from older files: the tokens and their probabilities (story/token_data.py), and for a token
-    # swap where it branched: {"from": passage id, "token": index of the swapped token}.
-    tokens: dict | None = None
-    branch: dict | None = None
-    # The story between the parent's end and this passage (for a root: all of it), so the tree view can rebuild
-    # any branch's text; None in drafts written before it was recorded (story.tree recovers what it can).
-    lead_in: str | None = None
-
-    def continues(self, story: str) -> bool:
-        """Whether this passage was generated right after exactly ``story``."""
-        return len(story) == self.context_length and context_digest(story) == self.context_digest
-
-    def to_dict(self) -> dict[str, Any]:
-        data = {f.name: getattr(self, f.name) for f in fields(self)}
-        for optional in _OPTIONAL_PASSAGE_FIELDS:
-            if data[optional] is None:
-                del data[optional]
-        return data
-
-    def token_infos(self) -> tuple[TokenInfo, ...] | None:
-        """The stored tokens (texts joined = ``text``), or None when the passage has none."""
-        return decode_tokens(self.tokens, self.text) if self.tokens is not None else None
-
-
-_OPTIONAL_PASSAGE_FIELDS = ("tokens", "branch", "lead_in")
 
 
 @dataclass(frozen=True)
@@ -144,15 +88,15 @@ class Draft:
     ) -> None:
         if not isinstance(settings, SamplerSettings):
             raise TypeError(f"settings must be SamplerSettings, got {type(settings).__name__}")
-        self._title = _require_str("title", title)
-        self._genre = None if genre is None else _require_str("genre", genre)
-        self._memory = _require_str("memory", memory)
+        self._title = require_str("title", title)
+        self._genre = None if genre is None else require_str("genre", genre)
+        self._memory = require_str("memory", memory)
         self._settings = settings
-        self._model_id = _require_str("model_id", model_id)
+        self._model_id = require_str("model_id", model_id)
         self._context = DraftContext()
         self.created_at = created_at or now_iso()
         self.updated_at = updated_at or self.created_at
-        self._text = _require_str("text", text)
+        self._text = require_str("text", text)
         self._pending_id: str | None = None
         self._head_id: str | None = None
         self._passages: dict[str, Passage] = {}
@@ -176,7 +120,7 @@ class Draft:
 
     @title.setter
     def title(self, value: str) -> None:
-        self._title = _require_str("title", value)
+        self._title = require_str("title", value)
         self._touch()
 
     @property
@@ -185,7 +129,7 @@ class Draft:
 
     @genre.setter
     def genre(self, value: str | None) -> None:
-        self._genre = None if value is None else _require_str("genre", value)
+        self._genre = None if value is None else require_str("genre", value)
         self._touch()
 
     @property
@@ -194,7 +138,7 @@ class Draft:
 
     @memory.setter
     def memory(self, value: str) -> None:
-        self._memory = _require_str("memory", value)
+        self._memory = require_str("memory", value)
         self._touch()
 
     @property
@@ -226,7 +170,7 @@ class Draft:
 
     @model_id.setter
     def model_id(self, value: str) -> None:
-        self._model_id = _require_str("model_id", value)
+        self._model_id = require_str("model_id", value)
         self._touch()
 
     # ----- reading -----
@@ -378,7 +322,7 @@ class Draft:
         Consecutive calls coalesce into one undo step unless ``coalesce=False``. A pending passage is hidden
         (it stays in the tree) because the story no longer ends where it was generated.
         """
-        _require_str("text", text)
+        require_str("text", text)
         if text == self._text:
             return
         if not (coalesce and self._coalescing):
@@ -409,7 +353,7 @@ class Draft:
         # Checked here, not at save time: whatever enters the tree must save and load again.
         settings_dict = settings.to_dict() if isinstance(settings, SamplerSettings) else dict(settings)
         try:
-            _check_json_values(settings_dict, "settings")
+            check_json_values(settings_dict, "settings")
         except DraftFormatError as error:
             raise TypeError(str(error)) from None
         if seed is not None:
@@ -419,16 +363,16 @@ class Draft:
         passage = Passage(
             id=self._new_id(),
             parent_id=self._parent_for_new(),
-            text=_require_str("text", text),
-            genre=None if genre is None else _require_str("genre", genre),
+            text=require_str("text", text),
+            genre=None if genre is None else require_str("genre", genre),
             settings=settings_dict,
             seed=seed,
-            model=_require_str("model", model),
+            model=require_str("model", model),
             created_at=now_iso(),
             stopped=bool(stopped),
             context_length=len(self._text),
             context_digest=self._text_digest(),
-            tokens=_stored_tokens(text, tokens),
+            tokens=stored_tokens(text, tokens),
         )
         parent = self._passages.get(passage.parent_id) if passage.parent_id else None
         passage.lead_in = self._text[parent.context_length + len(parent.text):] if parent else self._text
@@ -448,7 +392,7 @@ class Draft:
         is_pending = source.id == self._pending_id
         if not self.can_swap(source_id):
             raise DraftError("a token can only be swapped in the newest passage (pending, or accepted last)")
-        _require_str("text", text)
+        require_str("text", text)
         self._push("swap")
         if not is_pending:  # accepted at the end of the story: the new take replaces its text there
             self._text = self._text[: len(self._text) - len(source.text)]
@@ -618,221 +562,12 @@ class Draft:
             passage = self._passages.get(passage.parent_id) if passage.parent_id else None
         return None
 
-    # ----- serialisation -----
+    # ----- serialisation (the file format: story/draft_format.py) -----
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict in a fixed key order (the file format; see ``store.py``)."""
-        data = {
-            "format_version": 1 if self._context.is_default() else FORMAT_VERSION,
-            "title": self._title,
-            "genre": self._genre,
-            "memory": self._memory,
-            "model_id": self._model_id,
-            "created_at": self.created_at,
-            "updated_at": self.updated_at,
-            "settings": self._settings.to_dict(),
-        }
-        if not self._context.is_default():
-            data["context"] = self._context.to_dict()
-        data.update({
-            "text": self._text,
-            "pending_id": self._pending_id,
-            "last_accepted_id": self._head_id,
-            "passages": self._passage_dicts(),
-        })
-        return data
-
-    def _passage_dicts(self) -> list[dict[str, Any]]:
-        """Alternatives at one spot share their lead-in: it is written once, on the first of them, so a long
-        opening regenerated many times is stored once (from_dict gives it back to the others)."""
-        written: dict[tuple[str | None, str], str] = {}
-        result = []
-        for passage in self._passages.values():
-            data = passage.to_dict()
-            key = (passage.parent_id, passage.context_digest)
-            if passage.lead_in is None or written.get(key) == passage.lead_in:
-                data.pop("lead_in", None)
-            else:
-                written[key] = passage.lead_in
-            result.append(data)
-        return result
+        return draft_to_dict(self)
 
     @classmethod
     def from_dict(cls, data: Any) -> Draft:
         """Rebuild a draft from ``to_dict`` output; raises DraftFormatError naming the first bad field."""
-        if not isinstance(data, dict):
-            raise DraftFormatError(f"expected a JSON object at the top, found {_json_type(data)}")
-        version = data.get("format_version")
-        if isinstance(version, bool) or not isinstance(version, int):
-            raise DraftFormatError("missing or invalid format_version")
-        if version > FORMAT_VERSION:
-            raise NewerFormatError(
-                f"written by a newer storyterm (format_version {version}; this version reads up to {FORMAT_VERSION})"
-            )
-        if version < 1:
-            raise DraftFormatError(f"unknown format_version {version}")
-        warnings: list[str] = []
-        draft = cls(
-            title=_field(data, "title", str),
-            genre=_field(data, "genre", str, optional=True),
-            memory=_field(data, "memory", str),
-            settings=_settings(_field(data, "settings", dict), warnings),
-            model_id=_field(data, "model_id", str),
-            text=_field(data, "text", str),
-            created_at=_field(data, "created_at", str),
-            updated_at=_field(data, "updated_at", str),
-        )
-        if "context" in data:
-            draft._context = DraftContext.from_dict(data["context"], warnings)
-        raw_passages = _field(data, "passages", list)
-        lead_ins: dict[tuple[str | None, str], str] = {}  # see _passage_dicts
-        for index, raw in enumerate(raw_passages):
-            passage = _passage(raw, f"passages[{index}]")
-            key = (passage.parent_id, passage.context_digest)
-            if passage.lead_in is None:
-                passage.lead_in = lead_ins.get(key)
-            else:
-                lead_ins[key] = passage.lead_in
-            if passage.id in draft._passages:
-                raise DraftFormatError(f"passages[{index}].id {passage.id!r} is used twice")
-            if passage.parent_id is not None and passage.parent_id not in draft._passages:
-                raise DraftFormatError(
-                    f"passages[{index}].parent_id {passage.parent_id!r} does not name an earlier passage"
-                )
-            draft._passages[passage.id] = passage
-        pending_id = _field(data, "pending_id", str, optional=True)
-        head_id = _field(data, "last_accepted_id", str, optional=True)
-        for name, value in (("pending_id", pending_id), ("last_accepted_id", head_id)):
-            if value is not None and value not in draft._passages:
-                raise DraftFormatError(f"{name} {value!r} does not name a passage")
-        # A hand-edited story may no longer end where the pending passage was generated: hide it, keep it.
-        if pending_id is not None and draft._passages[pending_id].continues(draft._text):
-            draft._pending_id = pending_id
-        draft._head_id = head_id
-        draft.load_warnings = warnings
-        draft.revision = 0
-        return draft
-
-
-def _require_str(name: str, value: Any) -> str:
-    if not isinstance(value, str):
-        raise TypeError(f"{name} must be a string, got {type(value).__name__}")
-    return value
-
-
-# ----- validation helpers for from_dict -----
-_JSON_TYPE_NAMES = {str: "a string", dict: "an object", list: "a list", int: "a whole number", bool: "true/false"}
-
-
-def _json_type(value: Any) -> str:
-    if value is None:
-        return "null"
-    for kind, name in ((bool, "true/false"), (str, "a string"), (dict, "an object"), (list, "a list"),
-                       (int, "a whole number"), (float, "a number")):
-        if isinstance(value, kind):
-            return name
-    return type(value).__name__
-
-
-def _field(data: dict, key: str, kind: type, *, optional: bool = False, where: str = "") -> Any:
-    name = f"{where}.{key}" if where else key
-    if key not in data:
-        raise DraftFormatError(f"missing field {name!r}")
-    value = data[key]
-    if value is None and optional:
-        return None
-    if isinstance(value, bool) and kind is not bool or not isinstance(value, kind):
-        expected = _JSON_TYPE_NAMES[kind] + (" or null" if optional else "")
-        raise DraftFormatError(f"field {name!r} must be {expected}, found {_json_type(value)}")
-    return value
-
-
-def _settings(raw: dict, warnings: list[str]) -> SamplerSettings:
-    """The draft's sampler settings. A bad value (a hand edit, an older range) must not lock the writer out of
-    the story: it falls back to the default for that setting, with a warning."""
-    try:
-        return SamplerSettings.from_dict(raw).validate()
-    except (SettingsError, TypeError):
-        pass
-    settings = DEFAULT_SETTINGS
-    known = {f.name for f in fields(SamplerSettings)}
-    for key, value in raw.items():
-        if key not in known:
-            continue
-        try:
-            settings = settings.with_changes(**{key: value}).validate()
-        except (SettingsError, TypeError) as error:
-            warnings.append(f"settings: {error}; using {getattr(DEFAULT_SETTINGS, key)!r}")
-    return settings
-
-
-def _check_json_values(value: Any, where: str, depth: int = 0) -> None:
-    """Passage settings are free-form JSON; refuse what cannot be written back (NaN, odd types, deep nesting)."""
-    if depth > 20:
-        raise DraftFormatError(f"{where} is nested too deeply")
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise DraftFormatError(f"{where} has a non-string key")
-            _check_json_values(item, where, depth + 1)
-    elif isinstance(value, list):
-        for item in value:
-            _check_json_values(item, where, depth + 1)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise DraftFormatError(f"{where} holds a number that is not finite")
-    elif value is not None and not isinstance(value, (str, int, bool)):
-        raise DraftFormatError(f"{where} holds a value of type {type(value).__name__}")
-
-
-def _passage(raw: Any, where: str) -> Passage:
-    if not isinstance(raw, dict):
-        raise DraftFormatError(f"{where} must be an object, found {_json_type(raw)}")
-    passage_id = _field(raw, "id", str, where=where)
-    if not passage_id:
-        raise DraftFormatError(f"{where}.id is empty")
-    settings = _field(raw, "settings", dict, where=where)
-    _check_json_values(settings, f"{where}.settings")
-    seed = _field(raw, "seed", int, optional=True, where=where)
-    context_length = _field(raw, "context_length", int, where=where)
-    if context_length < 0:
-        raise DraftFormatError(f"{where}.context_length is negative")
-    lead_in = _field(raw, "lead_in", str, optional=True, where=where) if "lead_in" in raw else None
-    return Passage(
-        id=passage_id,
-        parent_id=_field(raw, "parent_id", str, optional=True, where=where),
-        text=_field(raw, "text", str, where=where),
-        genre=_field(raw, "genre", str, optional=True, where=where),
-        settings=settings,
-        seed=seed,
-        model=_field(raw, "model", str, where=where),
-        created_at=_field(raw, "created_at", str, where=where),
-        accepted=_field(raw, "accepted", bool, where=where),
-        stopped=_field(raw, "stopped", bool, where=where),
-        context_length=context_length,
-        context_digest=_field(raw, "context_digest", str, where=where),
-        # Optional extras: malformed ones are dropped (they must never lock the writer out of the story).
-        tokens=_valid_tokens(raw.get("tokens")),
-        branch=_valid_branch(raw.get("branch")),
-        lead_in=lead_in,
-    )
-
-
-def _stored_tokens(text: str, tokens: tuple[TokenInfo, ...] | None) -> dict | None:
-    if not tokens or "".join(t.text for t in tokens) != text:
-        return None
-    return encode_tokens(tokens)
-
-
-def _valid_tokens(value: Any) -> dict | None:
-    # Checked when read (token_data.decode_tokens): parsed JSON always writes back, and a check here would cost
-    # a big draft's load time.
-    return value if isinstance(value, dict) else None
-
-
-def _valid_branch(value: Any) -> dict | None:
-    if not isinstance(value, dict) or not isinstance(value.get("from"), str):
-        return None
-    token = value.get("token")
-    if isinstance(token, bool) or not isinstance(token, int) or token < 0:
-        return None
-    return {"from": value["from"], "token": token}
+        return draft_from_dict(cls, data)
