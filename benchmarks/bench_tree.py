@@ -17,9 +17,9 @@ import asyncio
 import statistics
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 
+from bench_story import timed as timed_ms  # median of repeated runs, in ms
 from storyterm.engine.errors import StorytermError
 from storyterm.engine.settings import DEFAULT_SETTINGS
 from storyterm.story.draft import Draft
@@ -38,15 +38,6 @@ def build(passages: int) -> Draft:
                                   model="builtin")
         draft.accept()
     return draft
-
-
-def timed(func: Callable[[], object], repeat: int) -> float:
-    samples = []
-    for _ in range(repeat):
-        start = time.perf_counter()
-        func()
-        samples.append(time.perf_counter() - start)
-    return statistics.median(samples)
 
 
 def no_model(spec, progress):
@@ -103,8 +94,8 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         draft = build(size)
         last = draft.passages[-1].id
-        layout_s = timed(lambda: tree_layout(draft), args.repeat)
-        before_s = timed(lambda: story_before(draft, last), args.repeat)
+        layout_s = timed_ms(lambda: tree_layout(draft), args.repeat) / 1000
+        before_s = timed_ms(lambda: story_before(draft, last), args.repeat) / 1000
         with tempfile.TemporaryDirectory() as folder:
             path = Path(folder) / "bench.json"
             save_draft(draft, path)
