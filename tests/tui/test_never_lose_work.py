@@ -296,3 +296,19 @@ async def test_a_launch_notice_is_shown_literally(make_app) -> None:
         await pilot.pause()
         assert [n.message for n in app._notifications if n.severity == "warning"] == [notice]
         assert app.draft_path is None
+
+
+async def test_the_main_widgets_are_held_from_the_first_frame(make_app) -> None:
+    """A lookup that first happened late (a model load finishing during shutdown) found no #parameters and
+    crashed the app (seen once under load): the main screen's widgets are held from mount on."""
+    from storyterm.engine.errors import ModelLoadError
+
+    def no_model(spec, progress):
+        raise ModelLoadError("no model in this test")
+
+    app = make_app(loader=no_model)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        assert set(app._widgets) == {"#editor", "#status", "#genre-picker", "#parameters"}
+        await app.screen.query_one("#main").remove()
+        assert app.panel.id == "parameters" and app.picker.id == "genre-picker"

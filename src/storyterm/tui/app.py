@@ -215,6 +215,8 @@ class StorytermApp(ContextActions, TokenView, ModelLoading, PanelEvents, StatusL
         return self._mounted("#parameters", ParameterPanel)
 
     def on_mount(self) -> None:
+        # Hold the main widgets from the first frame (see _mounted): a first lookup during shutdown would miss them.
+        _ = (self.editor, self.status, self.picker, self.panel)
         self.editor.focus()
         self.editor.move_cursor(self.editor.document.end)
         self.picker.set_title(self.draft.title if self.draft.title != "Untitled" else "")
