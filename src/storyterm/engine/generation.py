@@ -15,8 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
-from transformers import (GenerationConfig, LogitsProcessorList, StoppingCriteria, StoppingCriteriaList,
-                          TextIteratorStreamer)
+from transformers import (GenerationConfig, LogitsProcessorList, RepetitionPenaltyLogitsProcessor, StoppingCriteria,
+                          StoppingCriteriaList, TextIteratorStreamer)
 
 from . import kv_cache
 from .authors_note import DEFAULT_NOTE_DEPTH, validate_note
@@ -431,11 +431,18 @@ class StoryEngine:
 
     def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
                        anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:
-        """The spacing rule's first-token mask and, with trimming on, the criterion that ends a finished sentence."""
+        """The spacing rule's first-token mask, the repetition penalty (story and passage only) and, with trimming
+        on, the criterion that ends a finished sentence."""
         if self._token_surfaces is None:
             self._token_surfaces = TokenSurfaces(self.loaded.tokenizer, self._eos_ids)
         mask = self._token_surfaces.first_token_mask(kind, len(prepared.input_ids))
         processors = LogitsProcessorList([mask] if mask is not None else [])
+        before_story = prepared.header_tokens + prepared.lorebook_tokens
+        if settings.repetition_penalty != 1.0 and before_story:
+            # The penalty is for the model repeating itself, not for using the names the writer put in Memory
+            # or the lorebook (it cut their use by a third). This replaces generate's own penalty, in its place.
+            processors.append(RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty),
+                                                               prompt_ignore_length=before_story))
         stop = None
         if settings.trim_sentences:
             stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids), settings.max_new_tokens, anchor)
