@@ -51,9 +51,8 @@ async def test_sigterm_saves_then_exits(make_app, tmp_path: Path) -> None:
     assert len(drafts) == 1 and load_draft(drafts[0]).text == "A serial killer"
 
 
-async def test_crash_is_offered_for_recovery_and_the_marker_cleared(
-    make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def crashed_session(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[Path, Path, Path]:
+    """A draft "lost.json" left open by a process that died: (the draft, the sessions folder, its marker)."""
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
     from storyterm.story.session import sessions_dir
 
@@ -65,7 +64,13 @@ async def test_crash_is_offered_for_recovery_and_the_marker_cleared(
     crashed_marker = markers / "dead.json"  # a marker without a held lock: its process died
     crashed_marker.write_text(json.dumps({"pid": 2**22 + 7, "host": socket.gethostname(),
                                           "draft_path": str(draft_path)}))
+    return draft_path, markers, crashed_marker
 
+
+async def test_crash_is_offered_for_recovery_and_the_marker_cleared(
+    make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    draft_path, markers, crashed_marker = crashed_session(tmp_path, monkeypatch)
     app = make_app(use_session=True)
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()
@@ -85,17 +90,7 @@ async def test_crash_is_offered_for_recovery_and_the_marker_cleared(
 async def test_no_recovery_question_for_the_draft_already_reopened(
     make_app, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
-    from storyterm.story.session import sessions_dir
-
-    draft_path = tmp_path / "drafts" / "lost.json"
-    draft_path.parent.mkdir(parents=True)
-    save_draft(Draft(title="Lost", text="The night the power failed"), draft_path)
-    markers = sessions_dir()
-    markers.mkdir(parents=True)
-    crashed_marker = markers / "dead.json"
-    crashed_marker.write_text(json.dumps({"pid": 2**22 + 7, "host": socket.gethostname(),
-                                          "draft_path": str(draft_path)}))
+    draft_path, _markers, crashed_marker = crashed_session(tmp_path, monkeypatch)
     app = make_app(use_session=True, draft_path=draft_path)  # the last draft, reopened by the relaunch
     async with app.run_test(size=SIZE) as pilot:
         await app.workers.wait_for_complete()

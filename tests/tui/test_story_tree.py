@@ -4,6 +4,7 @@ are shown literally, and it fits 80x24."""
 
 from __future__ import annotations
 
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 from textual.widgets import Static
@@ -66,6 +67,17 @@ def _below(tree: StoryTreeView, passage_id: str) -> bool:
 
     walk(tree.root)
     return order.index(tree.cursor_node.data) > order.index(passage_id)
+
+
+@asynccontextmanager
+async def tree_on_branched_draft(make_app, tmp_path: Path):
+    """The app on branched_draft's file with the tree open: (app, pilot, tree, ids, path)."""
+    path = tmp_path / "tree.json"
+    _, ids = branched_draft(path)
+    app: StorytermApp = make_app(draft_path=path)
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        yield app, pilot, await open_tree(app, pilot), ids, path
 
 
 def shape(entries, depth: int = 0) -> list:
@@ -144,12 +156,7 @@ async def test_enter_makes_another_branch_the_story_and_undo_returns(make_app, t
 
 async def test_continue_from_a_node_generates_under_it_and_the_tree_survives_reopening(make_app,
                                                                                        tmp_path: Path) -> None:
-    path = tmp_path / "tree.json"
-    _, ids = branched_draft(path)
-    app: StorytermApp = make_app(draft_path=path)
-    async with app.run_test(size=APP_SIZE) as pilot:
-        await settle(app, pilot)
-        tree = await open_tree(app, pilot)
+    async with tree_on_branched_draft(make_app, tmp_path) as (app, pilot, tree, ids, path):
         await move_to(pilot, tree, ids["a2"])
         await pilot.press("ctrl+g")
         await settle(app, pilot)
@@ -171,13 +178,8 @@ async def test_continue_from_a_node_generates_under_it_and_the_tree_survives_reo
 
 
 async def test_delete_prunes_a_branch_after_asking(make_app, tmp_path: Path) -> None:
-    path = tmp_path / "tree.json"
-    _, ids = branched_draft(path)
-    app: StorytermApp = make_app(draft_path=path)
-    async with app.run_test(size=APP_SIZE) as pilot:
-        await settle(app, pilot)
+    async with tree_on_branched_draft(make_app, tmp_path) as (app, pilot, tree, ids, path):
         text = app.draft.text
-        tree = await open_tree(app, pilot)
         await move_to(pilot, tree, ids["a2"])
         await pilot.press("delete")
         await pilot.pause()
@@ -257,13 +259,8 @@ async def test_a_token_swap_is_another_take_that_says_where_it_branched(make_app
 
 
 async def test_a_click_only_reads_a_branch_and_a_double_click_makes_it_the_story(make_app, tmp_path: Path) -> None:
-    path = tmp_path / "tree.json"
-    _, ids = branched_draft(path)
-    app: StorytermApp = make_app(draft_path=path)
-    async with app.run_test(size=APP_SIZE) as pilot:
-        await settle(app, pilot)
+    async with tree_on_branched_draft(make_app, tmp_path) as (app, pilot, tree, ids, _path):
         text = app.draft.text
-        tree = await open_tree(app, pilot)
         await pilot.click("#story-tree", offset=(8, 0))  # the first passage's line
         await pilot.pause()
         assert isinstance(app.screen, StoryTreeScreen) and tree.cursor_node.data == ids["a1"]
