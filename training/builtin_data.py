@@ -1,10 +1,10 @@
-"""The data recipe of the built-in model (v4): all four sources in ``../shared/data``, deduplicated across sources.
+"""The data recipe of the built-in model (v4–v6): all four sources in ``../shared/data``, deduplicated across sources.
 
 * ``plots/``: the 1 000 Wikipedia plots of the original project, 10 % per genre held out (at least 2) as
   ``plots/eval.txt`` — the test set of the targets, never trained on (the same 100 plots as v1–v3);
 * ``plots-dev/``: the other 900 split again, 5 % as the development set the Trainer evaluates on;
-* ``v4/``: the training files of v4 — ``plots-dev.txt`` (the 854 training plots), ``wiki.txt`` (the Wikipedia
-  plots of 1901–1935 films, Kaggle CSV rows), ``netflix.txt`` (Netflix blurbs), ``movies.txt`` (The Movies Dataset
+* ``v6/``: the training files of v6 (v4 and v5 trained on the same without renaming) — ``plots-dev.txt`` (the
+  854 training plots), ``wiki.txt`` (the Wikipedia plots of 1901–1935 films, Kaggle CSV rows), ``netflix.txt`` (Netflix blurbs), ``movies.txt`` (The Movies Dataset
   overviews) — with ``counts.json`` and ``SOURCES.md`` (sources and licences, copied into the model card);
 * ``netflix/``: v3's Netflix file (only the blurbs that map onto the six genres), to train v3 again.
 
@@ -13,10 +13,13 @@ documentary…) is kept under the *neutral* header ``<BOS>`` alone — it still 
 engine's free-mode prompt. Stories are deduplicated across sources by a normalised text key, and any story whose
 key matches a held-out or development story is dropped from every training file.
 
-Half of the training stories that name a character at least twice (once in a short blurb) get a *memory* header —
+80 % of the training stories that name a character at least twice (once in a short blurb) get a *memory* header —
 ``<BOS> <genre> [Anna, Tom, Elias] story…`` with up to three of those names in a random order — the layout the
 engine gives the editor's Memory field (:func:`storyterm.engine.prompt.memory_text`), so names the writer puts in
-Memory show up in the story.
+Memory show up in the story. Since v6 (which also raised the share from a half to 80 %), 60 % of those memory stories have their named characters renamed
+throughout (header and text alike) to a name drawn uniformly from every character name in the corpus or made up
+from syllables: the model cannot guess such a name from the story, only copy it from Memory — v5, trained on the
+original names only, used common Memory names in 65 % of passages but names it had rarely seen in 5 %.
 """
 
 from __future__ import annotations
@@ -56,8 +59,16 @@ SOURCES = """## Sources and licences
 - The Movies Dataset (Kaggle, CC0): overviews with their TMDB genre lists.
 - 100 of the 1 000 plots are held out as the test set and are kept out of every source's training text (matched
   by normalised text), as are the 46 development plots."""
-MEMORY_SHARE = 0.5
+MEMORY_SHARE = 0.8
 MAX_MEMORY_NAMES = 3
+RENAME_SHARE = 0.6
+RECIPE_DIR = "v6"  # v4 and v5 trained on the same recipe without renaming
+# Made-up names: an onset, a vowel, maybe a second syllable and a coda ("Tavor", "Lisen", "Brami").
+_ONSETS = ("B", "Br", "C", "D", "Dr", "El", "F", "G", "Gr", "H", "Is", "J", "K", "Kr", "L", "M", "N", "Or", "P",
+           "R", "S", "Sh", "St", "T", "Th", "Tr", "V", "W", "Y", "Z")
+_VOWELS = ("a", "e", "i", "o", "u", "ai", "ia", "ei")
+_MIDDLES = ("l", "m", "n", "r", "s", "v", "d", "th", "nd", "rr")
+_CODAS = ("", "", "n", "l", "r", "s", "th", "nn", "x", "k")
 _KEY_CHARS = 300
 _WORD = re.compile(r"[A-Za-z]+")
 _CAPITALISED = re.compile(r"\b[A-Z][a-z]{2,}\b")
@@ -126,15 +137,46 @@ def character_names(text: str, common_words: set[str]) -> list[str]:
     return [name for name, count in counts.most_common() if count >= need]
 
 
-def with_memory(stories: Sequence[Story], common_words: set[str], seed: int, share: float = MEMORY_SHARE) -> list[Story]:
-    """``share`` of the stories that name characters get up to three of them as a memory header."""
+def made_up_name(rng: random.Random) -> str:
+    name = rng.choice(_ONSETS) + rng.choice(_VOWELS)
+    if rng.random() < 0.6:
+        name += rng.choice(_MIDDLES) + rng.choice(_VOWELS)
+    return name + rng.choice(_CODAS)
+
+
+def renamed(text: str, names: Sequence[str], replacements: Sequence[str]) -> str:
+    """Every whole-word ``names[i]`` (possessives too) becomes ``replacements[i]``, in one pass."""
+    table = dict(zip(names, replacements, strict=True))
+    pattern = re.compile(r"\b(" + "|".join(re.escape(name) for name in names) + r")\b")
+    return pattern.sub(lambda match: table[match.group(1)], text)
+
+
+def new_names(count: int, pool: Sequence[str], avoid: set[str], rng: random.Random) -> list[str]:
+    """``count`` distinct names, each from ``pool`` or made up (even odds), none in ``avoid``."""
+    chosen: list[str] = []
+    while len(chosen) < count:
+        name = rng.choice(pool) if pool and rng.random() < 0.5 else made_up_name(rng)
+        if name not in avoid and name not in chosen:
+            chosen.append(name)
+    return chosen
+
+
+def with_memory(stories: Sequence[Story], common_words: set[str], seed: int, share: float = MEMORY_SHARE,
+                rename_share: float = 0.0, name_pool: Sequence[str] = ()) -> list[Story]:
+    """``share`` of the stories that name characters get up to three of them as a memory header; ``rename_share``
+    of those have the named characters renamed (see the module's docstring)."""
     rng = random.Random(seed)
+    taken_words = {word.capitalize() for word in common_words}  # a new name must not read as an English word
     result = []
     for story in stories:
         names = character_names(story.text, common_words)[:MAX_MEMORY_NAMES]
         if names and rng.random() < share:
+            text = story.text
+            if rng.random() < rename_share:
+                replacements = new_names(len(names), name_pool, taken_words | set(_WORD.findall(text)), rng)
+                text, names = renamed(text, names, replacements), replacements
             rng.shuffle(names)
-            story = Story(story.genre, f"{memory_text(', '.join(names))} {story.text}")
+            story = Story(story.genre, f"{memory_text(', '.join(names))} {text}")
         result.append(story)
     return result
 
@@ -164,9 +206,12 @@ def prepare_builtin_data(data_dir: Path = DEFAULT_DATA_DIR, work_dir: Path = DEF
     }
     kept, dropped = deduplicate_across(sources, held_out)
     common_words = lowercase_words(story for stories in kept.values() for story in stories)
+    # Every distinct character name once, so rare names are drawn as often as "John".
+    name_pool = sorted({name for stories in kept.values() for story in stories
+                        for name in character_names(story.text, common_words)[:MAX_MEMORY_NAMES]})
     for index, (name, stories) in enumerate(kept.items()):
-        with_names = with_memory(stories, common_words, seed + index)
-        write_line_file(work_dir / "v4" / f"{name}.txt", with_names)
+        with_names = with_memory(stories, common_words, seed + index, rename_share=RENAME_SHARE, name_pool=name_pool)
+        write_line_file(work_dir / RECIPE_DIR / f"{name}.txt", with_names)
     counts = {name: dict(Counter(s.genre or "(neutral)" for s in stories).most_common()) for name, stories in kept.items()}
     summary = {
         "dropped": dict(dropped),
@@ -175,7 +220,7 @@ def prepare_builtin_data(data_dir: Path = DEFAULT_DATA_DIR, work_dir: Path = DEF
         "table": genre_table({name: [Story(s.genre or "(neutral)", s.text) for s in stories]
                               for name, stories in kept.items()}),
     }
-    write_json(work_dir / "v4" / "counts.json", summary)
-    (work_dir / "v4" / "SOURCES.md").write_text(SOURCES + "\n", encoding="utf-8")
-    summaries["v4"] = summary
+    write_json(work_dir / RECIPE_DIR / "counts.json", summary)
+    (work_dir / RECIPE_DIR / "SOURCES.md").write_text(SOURCES + "\n", encoding="utf-8")
+    summaries[RECIPE_DIR] = summary
     return summaries

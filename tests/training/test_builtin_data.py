@@ -8,11 +8,14 @@ from pathlib import Path
 
 from storyterm.engine.prompt import build_header, training_line
 from training.builtin_data import (
+    RECIPE_DIR,
     character_names,
     dedup_key,
     deduplicate_across,
     movies_labels,
+    new_names,
     prepare_builtin_data,
+    renamed,
     with_memory,
 )
 from training.common import Story, read_stories
@@ -62,17 +65,18 @@ def test_held_out_plots_stay_out_of_every_training_file_and_duplicates_go(tmp_pa
     assert held_out
     data2 = make_data_dir(tmp_path / "data2", eval_plot=held_out[0].text)
     summary = prepare_builtin_data(data2, tmp_path / "work2")
-    training = read_stories(sorted((tmp_path / "work2" / "v4").glob("*.txt")))
+    training = read_stories(sorted((tmp_path / "work2" / RECIPE_DIR).glob("*.txt")))
     held_keys = {dedup_key(s.text) for s in held_out}
     assert not any(dedup_key(_strip_memory(s.text)) in held_keys for s in training)
-    assert summary["v4"]["dropped"] == {"wiki: a held-out story": 1, "netflix: duplicate": 1}
+    assert summary[RECIPE_DIR]["dropped"] == {"wiki: a held-out story": 1, "netflix: duplicate": 1}
     texts = [_strip_memory(s.text) for s in training]
     assert len(texts) == len({dedup_key(t) for t in texts})
-    genres = {_strip_memory(s.text)[:20]: s.genre for s in training}
-    assert genres["Two friends open a b"] is None          # comedy: neutral header
-    assert genres["A sheriff rides into"] is None          # western: neutral header
-    assert genres["Astronauts find a si"] == "sci_fi"      # The Movies Dataset's genre list
-    assert genres["A ghost haunts a lon"] == "horror"
+    # Keyed by their ends: a memory header may rename a story's first, capitalised word.
+    genres = {s.text[-20:]: s.genre for s in training}
+    assert genres["g goes right at all."] is None             # comedy: neutral header
+    assert genres[" in town trusts him."] is None            # western: neutral header
+    assert genres[" moon and follow it."] == "sci_fi"        # The Movies Dataset's genre list
+    assert genres["y lighthouse keeper."] == "horror"
 
 
 def _strip_memory(text: str) -> str:
@@ -105,12 +109,45 @@ def test_memory_header_uses_the_engines_memory_layout():
     assert with_memory([story], {"meets"}, seed=0, share=0.0) == [story]
 
 
+def test_renaming_changes_whole_names_and_possessives_only():
+    text = "Anna meets Tom. Tom's dog bites Annabel, and Anna laughs at Tomas."
+    assert renamed(text, ["Anna", "Tom"], ["Brami", "Lisen"]) == (
+        "Brami meets Lisen. Lisen's dog bites Annabel, and Brami laughs at Tomas.")
+    # One pass: a new name that is also an old one is not renamed twice.
+    assert renamed("Anna and Tom", ["Anna", "Tom"], ["Tom", "Anna"]) == "Tom and Anna"
+
+
+def test_new_names_are_distinct_and_never_a_word_of_the_story():
+    import random
+
+    avoid = {"Anna", "Tom", "Rain"}
+    names = new_names(50, ["Anna", "Tom", "Rain", "Corwin"], avoid, random.Random(3))
+    assert len(set(names)) == 50
+    assert not avoid & set(names)
+    assert "Corwin" in names  # the pool is drawn from, made-up names fill the rest
+    assert all(name[0].isupper() and name[1:].islower() and name.isalpha() for name in names)
+
+
+def test_renamed_memory_stories_name_the_same_characters_in_header_and_text():
+    story = Story("drama", "Anna meets Tom. Anna runs and Tom follows. The rain falls.")
+    common = {"meets", "runs", "and", "follows", "the", "rain", "falls"}
+    [with_names] = with_memory([story], common, seed=1, share=1.0, rename_share=1.0, name_pool=["Corwin", "Ilse"])
+    memory, _, text = with_names.text.partition("] ")
+    header_names = memory.lstrip("[").split(", ")
+    assert len(header_names) == 2 and not {"Anna", "Tom"} & set(header_names)
+    assert "Anna" not in text and "Tom" not in text
+    assert sorted(text.count(name) for name in header_names) == [2, 2]
+    assert text.endswith("follows. The rain falls.")
+    [kept] = with_memory([story], common, seed=1, share=1.0, rename_share=0.0)
+    assert sorted(kept.text.partition("] ")[0].lstrip("[").split(", ")) == ["Anna", "Tom"]
+
+
 def test_the_model_card_names_the_sources_and_licences(tmp_path: Path):
     from training.train import sources_section
 
     data = make_data_dir(tmp_path / "data", eval_plot="placeholder text that is long enough")
     prepare_builtin_data(data, tmp_path / "work")
-    section = "\n".join(sources_section(sorted((tmp_path / "work" / "v4").glob("*.txt"))))
+    section = "\n".join(sources_section(sorted((tmp_path / "work" / RECIPE_DIR).glob("*.txt"))))
     assert section.startswith("## Sources and licences")
     assert section.count("## Sources and licences") == 1      # one folder, named once
     assert "CC BY-SA 4.0" in section and "CC0" in section
