@@ -111,3 +111,41 @@ async def test_the_editor_fills_unset_settings_from_the_checkpoint(make_app, zoo
         assert settings.top_k == 9  # the checkpoint's, where the writer set nothing
         assert settings.do_sample  # a temperature the writer set asks for sampling, whatever the file says
         assert app.panel.query_one("#top_k").value == "9"
+
+
+async def test_model_default_preset_follows_the_checkpoints_sampling(make_app, zoo: Path, tmp_path: Path) -> None:
+    from textual.widgets import Select
+
+    from storyterm.config import PRESET_FIELDS
+    from storyterm.engine.settings import PRESETS
+
+    path = model_zoo.plain_llama(zoo / "sampling-file", generation={
+        "do_sample": True, "temperature": 0.6, "top_k": 11, "repetition_penalty": 1.2})
+    config_path = tmp_path / "writer.toml"
+    config_path.write_text("[settings]\nmax_new_tokens = 12\n")
+    app = make_app(spec=ModelSpec(str(path)), config_path=config_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        preset = app.panel.query_one("#preset", Select)
+        assert preset.value == "model"  # not "Custom": the checkpoint's own settings have a name
+        preset.value = "wild"
+        await pilot.pause()
+        assert app.draft.settings.temperature == PRESETS["wild"].temperature
+        assert PRESET_FIELDS <= app.config.settings_set
+        preset.value = "model"
+        await pilot.pause()
+        settings = app.draft.settings
+        assert (settings.temperature, settings.top_k, settings.repetition_penalty) == (0.6, 11, 1.2)
+        assert settings.max_new_tokens == 12  # a preset never changes the length
+        assert not PRESET_FIELDS & app.config.settings_set  # the next checkpoint's defaults fill them again
+    assert "temperature" not in load_config(config_path)[0].settings_set
+
+
+async def test_no_model_default_preset_without_checkpoint_sampling(make_app) -> None:
+    from textual.widgets import Select
+
+    app = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await ready(app, pilot)
+        options = [value for _, value in app.panel.query_one("#preset", Select)._options]
+        assert "model" not in options and "classic" in options

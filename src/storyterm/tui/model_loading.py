@@ -13,6 +13,7 @@ from textual import work
 from textual.message import Message
 from textual.worker import get_current_worker
 
+from storyterm.engine.checkpoint_defaults import resolve_settings
 from storyterm.engine.errors import StorytermError
 from storyterm.tui.model_modes import offered_genres, with_checkpoint_defaults
 
@@ -129,6 +130,8 @@ class ModelLoading(_Base):
         self.panel._revalidate()
         self._show_genres(self.draft.genre or self.config.genre)
         self.picker.set_instruct(loaded.has_chat_template, self.instruct)
+        self.panel.set_model_defaults(resolve_settings({}, loaded.checkpoint_settings)
+                                      if loaded.checkpoint_settings else None)
         settings = with_checkpoint_defaults(self.draft.settings, loaded, self.config)
         if settings != self.draft.settings:  # the checkpoint's defaults, where the writer set nothing
             self.draft.settings = settings

@@ -6,11 +6,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from storyterm.config import save_config
+from storyterm.config import PRESET_FIELDS, save_config
 from storyterm.engine.errors import StorytermError
 from storyterm.engine.prompt import opening_text, title_prompt
 from storyterm.tui.model_loading import first_line
 from storyterm.tui.model_modes import remembered_genre
+from storyterm.tui.widgets.parameter_panel import MODEL_PRESET
 
 if TYPE_CHECKING:
     from storyterm.tui.app import StorytermApp
@@ -30,6 +31,11 @@ class PanelEvents(_Base):
         self.draft.settings = message.settings
         self.config.settings = message.settings
         self.config.preset = message.preset
+        if message.preset == MODEL_PRESET:  # follow each checkpoint's own sampling, not remembered values
+            self.config.settings_set -= PRESET_FIELDS
+            self.config.preset = None
+        elif message.preset is not None:  # a named preset is the writer's whole sampling style (as in config.toml)
+            self.config.settings_set |= PRESET_FIELDS
         self._remember_config()
         self._story_changed()
 

@@ -35,11 +35,21 @@ SWITCH_TOOLTIPS = {"word_guard": "Lower-case words only in spellings the model's
                    "trim_sentences": "Finish the last sentence within a few more tokens, else cut it off"}
 
 
-def matching_preset(settings: SamplerSettings) -> str | None:
-    for name, values in PRESETS.items():
+# The preset that follows the loaded checkpoint's generation_config.json (offered only when it sets something).
+MODEL_PRESET = "model"
+
+
+def matching_preset(settings: SamplerSettings, model_defaults: SamplerSettings | None = None) -> str | None:
+    choices = ({MODEL_PRESET: model_defaults} if model_defaults is not None else {}) | PRESETS
+    for name, values in choices.items():
         if all(getattr(values, f) == getattr(settings, f) for f in PRESET_FIELDS):
             return name
     return None
+
+
+def preset_options(model_defaults: SamplerSettings | None) -> list[tuple[str, str]]:
+    model = [("Model default", MODEL_PRESET)] if model_defaults is not None else []
+    return model + [(name.capitalize(), name) for name in PRESETS]
 
 
 class ParameterPanel(VerticalScroll):
@@ -59,6 +69,7 @@ class ParameterPanel(VerticalScroll):
     def __init__(self, settings: SamplerSettings, memory: str = "", **kwargs) -> None:
         super().__init__(**kwargs)
         self.settings = settings
+        self.model_defaults: SamplerSettings | None = None  # the checkpoint's own sampling, when it has any
         self.context_window: int | None = None
         self._memory = memory
         self._loading = False
@@ -67,8 +78,8 @@ class ParameterPanel(VerticalScroll):
     def compose(self) -> ComposeResult:
         yield Label("Sampling", classes="panel-title")
         yield Select(
-            [(name.capitalize(), name) for name in PRESETS],
-            value=matching_preset(self.settings) or Select.NULL,
+            preset_options(self.model_defaults),
+            value=matching_preset(self.settings, self.model_defaults) or Select.NULL,
             allow_blank=True,
             prompt="Custom",
             id="preset",
@@ -99,8 +110,19 @@ class ParameterPanel(VerticalScroll):
                 self.query_one(f"#{name}", Input).value = self._format(getattr(settings, name))
             for name in SWITCH_FIELDS:
                 self.query_one(f"#{name}", Switch).value = getattr(settings, name)
-            self.query_one("#preset", Select).value = matching_preset(settings) or Select.NULL
+            self.query_one("#preset", Select).value = matching_preset(settings, self.model_defaults) or Select.NULL
             self._show_error(None)
+        finally:
+            self.call_after_refresh(self._done_loading)
+
+    def set_model_defaults(self, defaults: SamplerSettings | None) -> None:
+        """Offer (or stop offering) "Model default": the loaded checkpoint's own sampling settings."""
+        self.model_defaults = defaults
+        self._loading = True
+        try:
+            select = self.query_one("#preset", Select)
+            select.set_options(preset_options(defaults))
+            select.value = matching_preset(self.settings, defaults) or Select.NULL
         finally:
             self.call_after_refresh(self._done_loading)
 
@@ -144,7 +166,7 @@ class ParameterPanel(VerticalScroll):
         self._show_error(None)
         if settings != self.settings:
             self.settings = settings
-            preset = matching_preset(settings)
+            preset = matching_preset(settings, self.model_defaults)
             self.query_one("#preset", Select).value = preset or Select.NULL
             self.post_message(self.SettingsChanged(settings, preset))
 
@@ -177,8 +199,8 @@ class ParameterPanel(VerticalScroll):
         event.stop()
         if self._loading or event.value is Select.NULL or not isinstance(event.value, str):
             return
-        chosen = PRESETS[event.value]
-        if matching_preset(self.settings) == event.value:
+        chosen = self.model_defaults if event.value == MODEL_PRESET else PRESETS.get(event.value)
+        if chosen is None or matching_preset(self.settings, self.model_defaults) == event.value:
             return
         # A preset sets the sampling style; length, seed and alternatives stay the writer's.
         settings = replace(self.settings, **{f: getattr(chosen, f) for f in PRESET_FIELDS})
