@@ -16,6 +16,7 @@ async def steady(pilot: Pilot) -> None:
     await pilot.pause()
     for widget in app.query(TextArea):
         widget.cursor_blink = False
+        widget.refresh()  # its cursor row may have been drawn before it got focus (a loaded machine's timing)
     for widget in app.query(Input):
         widget.cursor_blink = False
     app.clear_notifications()

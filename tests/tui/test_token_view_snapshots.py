@@ -40,6 +40,8 @@ async def generated_with_probabilities(pilot: Pilot) -> None:
     pending.tokens = encode_tokens(fixed_tokens(pending.text))
     await pilot.press("f6")
     app.editor.focus()  # the cursor is drawn only in a focused editor: the same pixels every run
+    while app.focused is not app.editor:
+        await pilot.pause(0.02)
     await steady(pilot)
 
 
