@@ -3,7 +3,8 @@ guard, continuing the first sentence of held-out stories; also the share of repe
 
 Each setting generates ``--passages`` passages per prompt (fixed seeds, the same for every setting) through the
 engine, and the table gives the share of the passages' lower-case words that are not in the known words
-(definition: ``storyterm.engine.words``), the invented spellings met most often, and tokens/s. A passage cut by the
+(definition: ``storyterm.engine.words``), the invented spellings met most often, and tokens/s; beside it the same
+for Title-case words ("Frogramed", "Anna"), where a word of the request's prompt also counts as real. A passage cut by the
 token limit in the middle of a word has that last fragment left out (``--keep-cut-words`` counts it).
 
 The lead picks the built-in model's ``generation_config.json`` defaults from this table::
@@ -35,6 +36,7 @@ from storyterm.engine.context import SENTENCE_END  # noqa: E402
 from storyterm.engine.prompt import parse_training_line  # noqa: E402
 from storyterm.engine.words import (  # noqa: E402
     WORD,
+    capitalised_invented_rate,
     checkpoint_known_words,
     invented_word_rate,
     read_known_words,
@@ -85,6 +87,7 @@ def drop_cut_word(text: str) -> str:
 class Row:
     settings: dict
     texts: list[str] = field(default_factory=list)
+    prompts: list[str] = field(default_factory=list)  # the exact text the model was given, per passage
     new_tokens: int = 0
     seconds: float = 0.0
 
@@ -110,9 +113,11 @@ def run_grid(engine, prompts, grid: list[dict], passages: int, max_new_tokens: i
                 if not keep_cut_words and result.stats.new_tokens >= max_new_tokens:
                     text = drop_cut_word(text)
                 row.texts.append(text)
+                row.prompts.append(engine.prompt_text(request))
                 row.new_tokens += result.stats.new_tokens
                 row.seconds += result.stats.elapsed_s
         report = invented_word_rate(row.texts, known)
+        capitalised = capitalised_invented_rate(zip(row.texts, row.prompts, strict=True), known)
         results.append({
             **changes,
             "passages": len(row.texts),
@@ -122,25 +127,32 @@ def run_grid(engine, prompts, grid: list[dict], passages: int, max_new_tokens: i
             "repeated_word_share": repeated_word_share(row.texts),
             "tokens_per_second": row.new_tokens / row.seconds if row.seconds else 0.0,
             "most_common_invented": [w for w, _ in report.invented_words.most_common(5)],
+            "title_case_words": capitalised.checked,
+            "capitalised_invented_count": capitalised.invented,
+            "capitalised_invented_rate": capitalised.rate,
+            "most_common_capitalised_invented": [w for w, _ in capitalised.invented_words.most_common(5)],
             "example": row.texts[0][:200],
         })
         if progress:
             print(f"[{index + 1}/{len(grid)}] {changes}: {report.rate:.2%} invented, "
+                  f"{capitalised.rate:.2%} capitalised invented, "
                   f"{results[-1]['tokens_per_second']:.0f} tok/s ({time.perf_counter() - started:.0f} s)",
                   file=sys.stderr, flush=True)
     return results
 
 
 def markdown_table(results: list[dict], axes: Sequence[str]) -> str:
-    head = [*axes, "passages", "lower-case words", "invented", "invented %", "repeated %", "tok/s",
-            "most common invented"]
+    head = [*axes, "passages", "lower-case words", "invented", "invented %", "Title-case words", "invented",
+            "invented %", "repeated %", "tok/s", "most common invented (lower-case; Title-case)"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for r in results:
         cells = [("on" if r[a] else "off") if a == "word_guard" else f"{r[a]:g}" for a in axes]
         cells += [str(r["passages"]), str(r["checked_words"]), str(r["invented_words_count"]),
-                  f"{100 * r['invented_word_rate']:.2f}", f"{100 * r['repeated_word_share']:.1f}",
-                  f"{r['tokens_per_second']:.0f}",
-                  ", ".join(r["most_common_invented"]) or "—"]
+                  f"{100 * r['invented_word_rate']:.2f}", str(r["title_case_words"]),
+                  str(r["capitalised_invented_count"]), f"{100 * r['capitalised_invented_rate']:.2f}",
+                  f"{100 * r['repeated_word_share']:.1f}", f"{r['tokens_per_second']:.0f}",
+                  (", ".join(r["most_common_invented"]) or "—") + "; "
+                  + (", ".join(r["most_common_capitalised_invented"]) or "—")]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -6,8 +6,10 @@ from pathlib import Path
 
 from storyterm.engine.words import (
     WORDS_FILE,
+    capitalised_invented_rate,
     checkpoint_known_words,
     invented_word_rate,
+    is_title_case,
     known_words_from_texts,
     read_known_words,
     words_in,
@@ -77,3 +79,15 @@ def test_repeated_word_share_counts_words_met_within_the_window() -> None:
     assert repeated_word_share(["alpha beta gamma alpha"], window=3) == 1 / 4
     assert repeated_word_share(["alpha", "alpha"]) == 0.0  # texts are separate
     assert repeated_word_share([]) == 0.0
+
+
+def test_title_case_words_are_checked_against_the_known_words_and_the_prompt():
+    known = known_words_from_texts(TRAINING)
+    assert is_title_case("Anna") and is_title_case("I") and is_title_case("Café")
+    assert not any(is_title_case(w) for w in ("McDonald", "NASA", "iPhone", "anna", ""))
+    texts = [("Ghost Frogramed the House. Mara, McQueen and NASA: Frogramed!", "Memory: Mara."),
+             ("Mara sleeps.", "")]
+    report = capitalised_invented_rate(texts, known)
+    # Title-case: Ghost, Frogramed, House (known: "house"), Mara (in its prompt), Frogramed; Mara (no prompt).
+    assert report.checked == 6
+    assert dict(report.invented_words) == {"Frogramed": 2, "Mara": 1}

@@ -12,6 +12,10 @@ Definitions, shared by the invented-word metric (``training.evaluate``, the samp
   the training text in any case ("however" is known from a sentence-initial "However").
 * An **invented word** is a checked word that is not a known word. The **invented-word rate** of some texts is
   invented words / checked words, counting every occurrence.
+* A **Title-case** word has a capital first letter and no other capital ("Anna", "Frogramed", "I"). The
+  **capitalised invented-word rate** is the share of Title-case words whose lower-case form is neither a known word
+  nor a word of the text the model was given (its prompt: names the writer put in the story or Memory are real).
+  Words with a capital elsewhere ("McDonald", "NASA") stay free.
 
 A checkpoint may ship its known words as ``words.txt``: one lower-case word per line, sorted, UTF-8. Optional; the
 guard is only available for checkpoints that have it. Every word is kept, even one seen once (a rare word in the
@@ -39,6 +43,11 @@ def words_in(text: str) -> list[str]:
 def is_checked(word: str) -> bool:
     """True for a lower-case word, the only kind that can be invented."""
     return word.islower()
+
+
+def is_title_case(word: str) -> bool:
+    """A capital first letter and no other capital: "Anna", "I" (not "McDonald", "NASA", "iPhone")."""
+    return word[:1].isupper() and (len(word) == 1 or word[1:].islower())
 
 
 def known_words_from_texts(texts: Iterable[str]) -> set[str]:
@@ -109,6 +118,24 @@ def invented_word_rate(texts: Iterable[str], known_words: Iterable[str]) -> Inve
             if word.islower():
                 checked += 1
                 if word not in known:
+                    invented[word] += 1
+    return InventedWordReport(checked=checked, invented=sum(invented.values()), invented_words=invented)
+
+
+def capitalised_invented_rate(texts_and_prompts: Iterable[tuple[str, str]],
+                               known_words: Iterable[str]) -> InventedWordReport:
+    """Like ``invented_word_rate`` for the Title-case words of each (text, its prompt): a word counts as invented
+    when its lower-case form is not a known word and not a word of the prompt. ``checked``: Title-case words."""
+    known = known_words if isinstance(known_words, (set, frozenset)) else set(known_words)
+    checked = 0
+    invented: Counter[str] = Counter()
+    for text, prompt in texts_and_prompts:
+        prompt_words = known_words_from_texts([prompt])
+        for word in WORD.findall(text):
+            if is_title_case(word):
+                checked += 1
+                folded = word.lower()
+                if folded not in known and folded not in prompt_words:
                     invented[word] += 1
     return InventedWordReport(checked=checked, invented=sum(invented.values()), invented_words=invented)
 
