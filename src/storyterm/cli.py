@@ -106,8 +106,8 @@ def build_parser() -> argparse.ArgumentParser:
                           help="drop tokens less likely than P × the most likely one (0 = off)")
     sampling.add_argument("--typical-p", type=float, metavar="P", help="locally typical sampling mass (1 = off)")
     sampling.add_argument("--word-guard", action=argparse.BooleanOptionalAction, default=None,
-                          help="keep lower-case words to spellings of the training text (models with words.txt, "
-                               "e.g. the built-in one; on by default)")
+                          help="keep lower-case and capitalised words to spellings of the training text or the "
+                               "prompt (models with words.txt, e.g. the built-in one; on by default)")
     sampling.add_argument("--repetition-penalty", type=float, metavar="X")
     mode = sampling.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="no sampling: always the most likely token")

@@ -1,5 +1,5 @@
-"""The word guard: known words always pass, made-up lower-case words are blocked, capitals are free; byte-level BPE
-and SentencePiece vocabularies; never a row with nothing allowed."""
+"""The word guard: known words always pass, made-up lower-case and Title-case words are blocked unless the prompt
+has them, other capitals are free; byte-level BPE and SentencePiece vocabularies; never a row with nothing allowed."""
 
 from __future__ import annotations
 
@@ -12,10 +12,11 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from storyterm.engine.word_guard import WordGuard, token_texts
-from storyterm.engine.words import invented_word_rate, words_in, write_known_words
+from storyterm.engine.words import capitalised_invented_rate, invented_word_rate, words_in, write_known_words
 from tests.conftest import TINY_CORPUS
 
 BASE_WORDS = {"the", "and", "walks", "into", "a", "bar"}
+PROMPT_WORDS = {"the", "man", "walks"}  # the prompts' words are allowed too
 
 
 @pytest.fixture(scope="module")
@@ -83,18 +84,57 @@ def test_a_known_word_is_never_blocked(request, tokenizer_name, words, end):
 def test_a_made_up_lower_case_word_is_blocked(request, tokenizer_name, word, known):
     tokenizer = request.getfixturevalue(tokenizer_name)
     known_words = BASE_WORDS | set(known)
-    if word in known_words:
+    if word in known_words | PROMPT_WORDS:
         return
     guard = WordGuard(tokenizer, known_words)
     assert blocked_steps(guard, tokenizer, "The man", f" walks {word}.") != []
 
 
 @pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
-def test_capitalised_and_mixed_case_words_are_free(request, tokenizer_name):
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(word=st.text(alphabet="abcdefghijklmnopqrstuvwxyz", min_size=1, max_size=12),
+       known=st.lists(lower_words, max_size=5))
+def test_a_made_up_title_case_word_is_blocked(request, tokenizer_name, word, known):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    known_words = BASE_WORDS | set(known)
+    if word in known_words | PROMPT_WORDS:
+        return
+    guard = WordGuard(tokenizer, known_words)
+    name = word.capitalize()
+    assert blocked_steps(guard, tokenizer, "The man", f" walks into {name}.") != []
+    assert blocked_steps(guard, tokenizer, "The man walks.", f" {name} walks.") != []  # at a sentence start
+    assert blocked_steps(guard, tokenizer, "The man walks.\n", f"{name} walks.") != []  # at a line start
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+def test_a_known_word_in_title_case_is_allowed_and_can_be_completed(request, tokenizer_name):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    guard = WordGuard(tokenizer, BASE_WORDS | {"anna", "vega"})  # words.txt is case-folded: "Anna" is "anna"
+    assert blocked_steps(guard, tokenizer, "The man walks.", " Anna walks into the Bar. Vega! Walks.\nAnna.") == []
+    assert blocked_steps(guard, tokenizer, "The man walks.", " Annab walks.") != []  # glued past the known word
+    assert blocked_steps(guard, tokenizer, "The man walks.", " Ann walks.") != []  # ended short of it
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+def test_a_name_only_in_the_prompt_is_allowed_and_can_be_completed(request, tokenizer_name):
     tokenizer = request.getfixturevalue(tokenizer_name)
     guard = WordGuard(tokenizer, BASE_WORDS)
-    assert blocked_steps(guard, tokenizer, "The man", " walks into Zorbulax and the McQueeny bar. Qwx.") == []
-    assert blocked_steps(guard, tokenizer, "The man", " walks into zorbulax.") != []
+    memory = "Memory: Zorbulax, Tavi.\n\nThe man"
+    assert blocked_steps(guard, tokenizer, memory, " walks into Zorbulax and Tavi. Tavi!\nZorbulax.") == []
+    assert blocked_steps(guard, tokenizer, memory, " walks into zorbulax.") == []  # the writer's words, any case
+    assert blocked_steps(guard, tokenizer, memory, " walks into Zorbulaxes.") != []  # only the prompt's spelling
+    assert blocked_steps(guard, tokenizer, memory, " walks into Zorb.") != []
+    assert blocked_steps(guard, tokenizer, "The man", " walks into Zorbulax and Tavi.") != []  # not this prompt's
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+def test_words_with_capitals_inside_stay_free(request, tokenizer_name):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    guard = WordGuard(tokenizer, BASE_WORDS | {"mcdonald", "never", "is"})
+    assert blocked_steps(guard, tokenizer, "The man", " walks into the McQueeny bar. NQZX!") == []
+    assert blocked_steps(guard, tokenizer, "The man", " walks into the Mcqueeny bar.") != []  # Title-case: checked
+    assert blocked_steps(guard, tokenizer, "The man", " walks into the NevQZX bar.") != []  # no capital after "Nev"
+    assert blocked_steps(guard, tokenizer, "The man", " walks iPhone.") != []  # nor after a lower-case letter
 
 
 @pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
@@ -111,7 +151,8 @@ def test_a_word_may_only_end_where_it_is_complete(byte_level_tokenizer):
     assert guard.state("walk") == "word" and guard.state("walks") == "word"
     period = encode(byte_level_tokenizer, ".")[0]
     assert period not in guard.allowed("walk")
-    assert period in guard.allowed("walks") and period in guard.allowed("") and period in guard.allowed("Walk")
+    assert period in guard.allowed("walks") and period in guard.allowed("") and period in guard.allowed("Walks")
+    assert period not in guard.allowed("Walk") and period in guard.allowed("McWalk")  # Title-case is checked
 
 
 def test_the_writers_unfinished_unknown_word_is_free(byte_level_tokenizer):
@@ -120,21 +161,32 @@ def test_the_writers_unfinished_unknown_word_is_free(byte_level_tokenizer):
     assert blocked_steps(guard, byte_level_tokenizer, "The man zorb", "ulates. The") == []
 
 
-@pytest.mark.parametrize("word", ["", "the", "walk", "walks", "zorb", "Vega"])
-def test_the_fast_mask_equals_the_reference_rules(byte_level_tokenizer, word):
-    guard = WordGuard(byte_level_tokenizer, BASE_WORDS | {"walking"})
-    vocab = len(byte_level_tokenizer) + 3  # a model's embedding may be wider than the tokenizer
-    mask = guard.blocked_mask(word, vocab, torch.device("cpu"))
-    assert set(torch.nonzero(~mask[: len(byte_level_tokenizer)]).flatten().tolist()) == guard.allowed(word)
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+@pytest.mark.parametrize("with_prompt", [False, True])
+@pytest.mark.parametrize("writers", [True, False])
+@pytest.mark.parametrize("word", ["", "the", "walk", "walks", "zorb", "Vega", "Walk", "Walks", "W", "T", "Ma",
+                                  "Tav", "Tavi", "tavi", "Zorbulax", "McQ", "NASA"])
+def test_the_fast_mask_equals_the_reference_rules(request, tokenizer_name, word, writers, with_prompt):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    guard = WordGuard(tokenizer, BASE_WORDS | {"walking", "mark", "tame", "wow"})
+    prompt = guard.prompt_words("Memory: Tavi, Zorbulax, Taviel.\n\nThe man") if with_prompt else None
+    vocab = len(tokenizer) + 3  # a model's embedding may be wider than the tokenizer
+    mask = guard.blocked_mask(word, vocab, torch.device("cpu"), writers, prompt)
+    allowed = guard.allowed(word, writers, prompt)
+    assert set(torch.nonzero(~mask[: len(tokenizer)]).flatten().tolist()) == allowed
+    assert allowed  # something is always allowed here
     # Ids past the tokenizer read like an end token: blocked only where the word may not end.
-    cannot_end = guard.state(word) == "word" and word not in guard.words
-    assert mask[len(byte_level_tokenizer):].tolist() == [cannot_end] * 3
+    key = word.lower()
+    cannot_end = guard.state(word, writers, prompt) == "word" and key not in guard.words | (prompt.words if prompt else set())
+    assert mask[len(tokenizer):].tolist() == [cannot_end] * 3
 
 
-def test_a_row_with_nothing_allowed_is_left_unchanged_never_nan(byte_level_tokenizer):
+@pytest.mark.parametrize("text", ["The man walk", "The man. Walk"])
+def test_a_row_with_nothing_allowed_is_left_unchanged_never_nan(byte_level_tokenizer, text):
     guard = WordGuard(byte_level_tokenizer, {"walks"})
-    ids = encode(byte_level_tokenizer, "The man walk")
-    allowed = guard.allowed(guard.current_word(ids))
+    ids = encode(byte_level_tokenizer, text)
+    allowed = guard.allowed(guard.current_word(ids), prompt=guard.prompt_words_of([ids]))
+    assert encode(byte_level_tokenizer, ".")[0] not in allowed  # "walk"/"Walk" may not end
     scores = torch.randn((2, len(byte_level_tokenizer)))
     scores[0, sorted(allowed)] = float("-inf")  # row 0: everything the guard allows is already ruled out
     out = guard.processor()(torch.tensor([ids, ids]), scores.clone())
@@ -173,16 +225,21 @@ def test_the_engine_guards_checkpoints_that_ship_words(tmp_path: Path, tiny_chec
     guarded = StoryEngine(load_model(ModelSpec(str(checkpoint), device="cpu")))
     assert guarded.word_guard_available and not plain.word_guard_available
 
-    def invented(engine, guard: bool) -> list[str]:
-        found = []
+    def invented(engine, guard: bool) -> tuple[list[str], list[str]]:
+        """(lower-case, Title-case) invented words of a few passages, with two made-up names in Memory."""
+        lower, title = [], []
         for seed in range(6):
             settings = SamplerSettings(max_new_tokens=24, seed=seed, temperature=1.5, word_guard=guard)
-            text = engine.generate(GenerationRequest("drama", "The man walks", settings=settings)).text
-            words = words_in(text)
+            request = GenerationRequest("drama", "The man walks", "Zorbulax, Tavi", settings=settings)
+            words = words_in(engine.generate(request).text)
             # The last word may be cut by the token limit; every word before it is complete.
-            found += invented_word_rate([" ".join(words[:-1])], known).invented_words.elements()
-        return found
+            complete = " ".join(words[:-1])
+            lower += invented_word_rate([complete], known).invented_words.elements()
+            prompt = engine.prompt_text(request)
+            title += capitalised_invented_rate([(complete, prompt)], known).invented_words.elements()
+        return lower, title
 
-    assert invented(guarded, guard=True) == []
-    assert invented(guarded, guard=False) != []  # the random model makes words up when unguarded
-    assert invented(plain, guard=True) != []  # no words.txt: nothing to guard with
+    assert invented(guarded, guard=True) == ([], [])
+    unguarded = invented(guarded, guard=False)
+    assert unguarded[0] != [] and unguarded[1] != []  # the random model makes words up when unguarded
+    assert invented(plain, guard=True)[0] != []  # no words.txt: nothing to guard with

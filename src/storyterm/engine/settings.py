@@ -15,7 +15,8 @@ MAX_ALTERNATIVES = 8
 class SamplerSettings:
     """How a passage is sampled. Defaults are the seed app's: sampling on, temperature 1.2, top-p 0.95,
     top-k 50, repetition penalty 1.1, about 100 new tokens. min-p (0 = off) and typical-p (1 = off) are off.
-    ``word_guard``: keep lower-case words to spellings of the training text (engine/word_guard.py); it only acts
+    ``word_guard``: keep lower-case and Title-case words to spellings of the training text or the prompt
+    (engine/word_guard.py); it only acts
     for a checkpoint that ships ``words.txt`` (the built-in model)."""
 
     max_new_tokens: int = 100

@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 from transformers import LogitsProcessorList, NoBadWordsLogitsProcessor, StoppingCriteria
 
 from .errors import SettingsError
-from .word_guard import token_bytes
+from .word_tokens import token_bytes
 
 if TYPE_CHECKING:
     import torch

@@ -30,8 +30,8 @@ PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetit
 # Field → label of the on/off switches.
 SWITCH_FIELDS: dict[str, str] = {"do_sample": "Sample", "word_guard": "Word guard",
                                  "trim_sentences": "End at sentence"}
-SWITCH_TOOLTIPS = {"word_guard": "Lower-case words only in spellings the model's training text has "
-                                 "(models that ship words.txt, such as the built-in one)",
+SWITCH_TOOLTIPS = {"word_guard": "Lower-case and capitalised words only in spellings of the model's training text "
+                                 "or of your story and Memory (models that ship words.txt, such as the built-in one)",
                    "trim_sentences": "Finish the last sentence within a few more tokens, else cut it off"}
 
 
