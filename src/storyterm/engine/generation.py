@@ -11,7 +11,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
@@ -252,18 +252,17 @@ def suppressed_token_ids(tokenizer: Any, genres: list[str] | tuple[str, ...]) ->
     return sorted({int(i) for i in never if i is not None and i != eos_id})
 
 
-class StoryEngine:
-    """Runs generations for one loaded model, one at a time."""
+class EngineBase:
+    """What every backend shares: validating a request, building its prompt (``prompt_builder.py``), where the
+    passage starts and ends, one generation at a time. A backend runs the model in ``stream()``: StoryEngine below
+    (transformers), ``llama_cpp_backend.LlamaCppEngine`` (GGUF files)."""
 
-    def __init__(self, loaded: LoadedModel, *, generate_overrides: Mapping[str, Any] | None = None,
-                 smart_context: bool = True):
-        """``generate_overrides``: extra GenerationConfig fields (the benchmark sets ``min_new_tokens``).
-        ``smart_context``: slide a long story's window in jumps and reuse the previous passage's KV cache (False:
-        the window always ends with the most recent tokens, and every passage reads its prompt from scratch)."""
+    # Why this backend cannot report token probabilities (GenerationRequest.token_probs); None: it can.
+    token_probs_refusal: str | None = None
+
+    def __init__(self, loaded: LoadedModel, *, smart_context: bool = True):
         self.loaded = loaded
-        self._generate_overrides = dict(generate_overrides or {})
         self._builder = PromptBuilder(loaded, smart_context=smart_context)
-        self._prompt_cache = PromptCache() if smart_context else None
         self._lock = threading.Lock()
         tokenizer = loaded.tokenizer
         vocab = tokenizer.get_vocab()
@@ -274,8 +273,6 @@ class StoryEngine:
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
         self._token_surfaces: TokenSurfaces | None = None  # built on the first generation (one batch decode)
-        self._token_texts: TokenTexts | None = None  # candidate token texts, decoded when first asked for
-        self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
         self._word_guard = CheckpointWordGuard(tokenizer, loaded.path)
         self._banned_words = BannedWords(tokenizer)
 
@@ -287,8 +284,6 @@ class StoryEngine:
     def forget_context(self) -> None:
         """Drop the remembered window start and the previous passage's KV cache (the next passage reads afresh)."""
         self._builder.reset()
-        if self._prompt_cache is not None:
-            self._prompt_cache.clear()
 
     @property
     def busy(self) -> bool:
@@ -353,6 +348,142 @@ class StoryEngine:
         room = self.loaded.context_window - prompt_tokens - settings.max_new_tokens
         return settings.max_new_tokens + max(0, min(grace_tokens(settings.max_new_tokens), room))
 
+    # -- running ------------------------------------------------------------------------------------------------------
+
+    def stream(self, request: GenerationRequest) -> GenerationStream:
+        """Validates first (SettingsError, UnknownGenreError); EngineBusyError while another stream runs."""
+        raise NotImplementedError
+
+    def generate(self, request: GenerationRequest) -> GenerationResult:
+        stream = self.stream(request)
+        for _piece in stream:
+            pass
+        return stream.result()
+
+    @staticmethod
+    def _draw_seed(settings: SamplerSettings) -> int | None:
+        """The seed to sample with (drawn at random when the settings have none); None when greedy."""
+        if not settings.do_sample:
+            return None
+        return settings.seed if settings.seed is not None else secrets.randbelow(2**32)
+
+    def _start(self, request: GenerationRequest, prepared: PreparedPrompt, target: Callable[..., None],
+               *args: Any) -> GenerationStream:
+        """Take the engine (EngineBusyError if it is taken) and run ``target(run, *args)`` in a thread, which must
+        release the engine and set ``run.finished`` when it ends."""
+        if not self._lock.acquire(blocking=False):
+            raise EngineBusyError("a generation is already running; stop it or wait for it to finish")
+        try:
+            run = self._new_run(request, prepared)
+            thread = threading.Thread(target=target, args=(run, *args), name="storyterm-generate", daemon=True)
+            run.thread = thread
+            thread.start()
+        except BaseException:
+            self._lock.release()
+            raise
+        return GenerationStream(run)
+
+    def _new_run(self, request: GenerationRequest, prepared: PreparedPrompt) -> _Run:
+        """The run's spacing rule, lead, hooks and stops (the streamer decodes after the prompt's last token)."""
+        instruct = self.instruct_on(request)
+        plan = plan_start(request.story)
+        lead = " " if instruct and request.story.strip() and not request.story[-1].isspace() else ""
+        anchor = prepared.input_ids[-1:]
+        run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer, anchor),
+                   strip_leading=instruct or plan.drop_leading_space, lead=lead, settings=request.settings,
+                   anchor=anchor)
+        # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
+        kind = START if instruct else plan.kind
+        run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
+        run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
+        run.token_probs = request.token_probs
+        return run
+
+    def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
+                       anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:
+        """The spacing rule's first-token mask, the repetition penalty (story and passage only) and, with trimming
+        on, the criterion that ends a finished sentence."""
+        if self._token_surfaces is None:
+            self._token_surfaces = TokenSurfaces(self.loaded.tokenizer, self._eos_ids)
+        mask = self._token_surfaces.first_token_mask(kind, len(prepared.input_ids))
+        processors = LogitsProcessorList([mask] if mask is not None else [])
+        before_story = prepared.header_tokens + prepared.lorebook_tokens
+        if settings.repetition_penalty != 1.0 and before_story:
+            # The penalty is for the model repeating itself, not for using the names the writer put in Memory
+            # or the lorebook (it cut their use by a third). This replaces generate's own penalty, in its place.
+            processors.append(RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty),
+                                                               prompt_ignore_length=before_story))
+        stop = None
+        if settings.trim_sentences:
+            stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids), settings.max_new_tokens, anchor)
+        return processors, stop
+
+    def _stop_criteria(self, run: _Run, prompt_length: int) -> list[StoppingCriteria]:
+        return [StopSequenceCriterion(self.loaded.tokenizer, prompt_length, run.stops)] if run.stops else []
+
+    def _build_result(self, run: _Run, prepared: PreparedPrompt, rows: list[list[int]], elapsed: float,
+                      started: float, seed: int | None, cached_tokens: int = 0) -> GenerationResult:
+        """``rows``: each alternative's new token ids as generated (an end token or padding may follow the text)."""
+        tokenizer = self.loaded.tokenizer
+        prompt_length = len(prepared.input_ids)
+        texts, endings, stops = [], [], []
+        stopped_rows = run.sentence_stop.stopped_rows if run.sentence_stop else set()
+        for index, row in enumerate(rows):
+            ends = [i for i, token in enumerate(row) if token in self._eos_ids]
+            if ends:
+                row = row[: ends[0]]
+            if self._pad_id in row:  # a row that stopped early is padded while the others run on
+                row = row[: row.index(self._pad_id)]
+            text, stop = cut_at_stop(decode_continuation(tokenizer, run.anchor, row), run.stops)
+            stops.append(stop)
+            text = text.lstrip() if run.strip_leading else text
+            text, ending = (text.rstrip(), STOP_SEQUENCE) if stop is not None else finish_passage(
+                text, ended_by_model=bool(ends),
+                cancelled=run.cancelled.is_set(), trim=run.settings.trim_sentences,
+                finished_in_grace=index in stopped_rows,
+            )
+            texts.append(_with_lead(text, run.lead))
+            endings.append(ending)
+        first_row = rows[0]
+        ends = [index for index, token in enumerate(first_row) if token in self._eos_ids]
+        new_tokens = ends[0] + 1 if ends else len(first_row)
+        if self._pad_id not in self._eos_ids and self._pad_id in first_row[:new_tokens]:
+            new_tokens = first_row.index(self._pad_id)
+        first = run.streamer.first_token_at
+        stats = GenerationStats(
+            prompt_tokens=prompt_length,
+            new_tokens=new_tokens,
+            time_to_first_token_s=None if first is None else first - started,
+            tokens_per_second=new_tokens / elapsed if elapsed > 0 else 0.0,
+            elapsed_s=elapsed,
+            context_trimmed=prepared.context_trimmed,
+            context_window=self.loaded.context_window,
+            cached_prompt_tokens=cached_tokens,
+            stop_sequence=stops[0],
+        )
+        return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed,
+                                endings=tuple(endings))
+
+
+class StoryEngine(EngineBase):
+    """Runs generations for one loaded transformers model, one at a time."""
+
+    def __init__(self, loaded: LoadedModel, *, generate_overrides: Mapping[str, Any] | None = None,
+                 smart_context: bool = True):
+        """``generate_overrides``: extra GenerationConfig fields (the benchmark sets ``min_new_tokens``).
+        ``smart_context``: slide a long story's window in jumps and reuse the previous passage's KV cache (False:
+        the window always ends with the most recent tokens, and every passage reads its prompt from scratch)."""
+        super().__init__(loaded, smart_context=smart_context)
+        self._generate_overrides = dict(generate_overrides or {})
+        self._prompt_cache = PromptCache() if smart_context else None
+        self._token_texts: TokenTexts | None = None  # candidate token texts, decoded when first asked for
+        self._static_cache_ok = kv_cache.all_full_attention(loaded.model.config)
+
+    def forget_context(self) -> None:
+        super().forget_context()
+        if self._prompt_cache is not None:
+            self._prompt_cache.clear()
+
     def generation_config(self, settings: SamplerSettings, prompt_tokens: int = 1) -> GenerationConfig:
         values: dict[str, Any] = {
             "max_new_tokens": self.passage_token_limit(settings, prompt_tokens),
@@ -392,61 +523,9 @@ class StoryEngine:
         if request.token_probs:
             # The exact distributions generate samples from (scores) and the model's own (logits): token_probs.py
             config.output_scores = config.output_logits = config.return_dict_in_generate = True
-        seed = None
-        if request.settings.do_sample:
-            seed = request.settings.seed if request.settings.seed is not None else secrets.randbelow(2**32)
-        if not self._lock.acquire(blocking=False):
-            raise EngineBusyError("a generation is already running; stop it or wait for it to finish")
-        try:
-            instruct = self.instruct_on(request)
-            plan = plan_start(request.story)
-            lead = " " if instruct and request.story.strip() and not request.story[-1].isspace() else ""
-            anchor = prepared.input_ids[-1:]
-            run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer, anchor),
-                       strip_leading=instruct or plan.drop_leading_space, lead=lead, settings=request.settings,
-                       anchor=anchor)
-            # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
-            kind = START if instruct else plan.kind
-            run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
-            run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
-            run.token_probs = request.token_probs
-            thread = threading.Thread(
-                target=self._generate_in_thread,
-                args=(run, prepared, config, seed, reuse_cache, request.settings.word_guard),
-                name="storyterm-generate",
-                daemon=True,
-            )
-            run.thread = thread
-            thread.start()
-        except BaseException:
-            self._lock.release()
-            raise
-        return GenerationStream(run)
-
-    def generate(self, request: GenerationRequest) -> GenerationResult:
-        stream = self.stream(request)
-        for _piece in stream:
-            pass
-        return stream.result()
-
-    def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
-                       anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:
-        """The spacing rule's first-token mask, the repetition penalty (story and passage only) and, with trimming
-        on, the criterion that ends a finished sentence."""
-        if self._token_surfaces is None:
-            self._token_surfaces = TokenSurfaces(self.loaded.tokenizer, self._eos_ids)
-        mask = self._token_surfaces.first_token_mask(kind, len(prepared.input_ids))
-        processors = LogitsProcessorList([mask] if mask is not None else [])
-        before_story = prepared.header_tokens + prepared.lorebook_tokens
-        if settings.repetition_penalty != 1.0 and before_story:
-            # The penalty is for the model repeating itself, not for using the names the writer put in Memory
-            # or the lorebook (it cut their use by a third). This replaces generate's own penalty, in its place.
-            processors.append(RepetitionPenaltyLogitsProcessor(float(settings.repetition_penalty),
-                                                               prompt_ignore_length=before_story))
-        stop = None
-        if settings.trim_sentences:
-            stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids), settings.max_new_tokens, anchor)
-        return processors, stop
+        seed = self._draw_seed(request.settings)
+        return self._start(request, prepared, self._generate_in_thread, prepared, config, seed, reuse_cache,
+                           request.settings.word_guard)
 
     def _wants_static_cache(self, prompt_tokens: int) -> bool:
         return (self.loaded.device.type == "cpu" and self._static_cache_ok
@@ -508,7 +587,8 @@ class StoryEngine:
                 raw_steps, processed_steps, sequences = sequences.logits, sequences.scores, sequences.sequences
             if reuse_cache:
                 self._prompt_cache.keep(cache_kwargs["cache"], sequences[0].tolist())
-            run.result = self._build_result(run, prepared, sequences, elapsed, started, seed, cached_tokens)
+            rows = sequences[:, len(prepared.input_ids):].tolist()
+            run.result = self._build_result(run, prepared, rows, elapsed, started, seed, cached_tokens)
             if raw_steps is not None:
                 run.result = replace(run.result, tokens=self._token_probs(run, prepared, sequences, raw_steps,
                                                                           processed_steps, run.result.texts))
@@ -520,9 +600,6 @@ class StoryEngine:
             run.streamer.close()
             self._lock.release()
             run.finished.set()
-
-    def _stop_criteria(self, run: _Run, prompt_length: int) -> list[StoppingCriteria]:
-        return [StopSequenceCriterion(self.loaded.tokenizer, prompt_length, run.stops)] if run.stops else []
 
     def _token_probs(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, raw_steps: Any,
                      processed_steps: Any, texts: list[str]) -> tuple[tuple[TokenInfo, ...] | None, ...]:
@@ -537,45 +614,3 @@ class StoryEngine:
             decoded, spans = token_spans(tokenizer, run.anchor, row)
             out.append(align_tokens(decoded, spans, texts[index], run.lead, measured, self._token_texts))
         return tuple(out)
-
-    def _build_result(self, run: _Run, prepared: PreparedPrompt, sequences: torch.Tensor, elapsed: float,
-                      started: float, seed: int | None, cached_tokens: int = 0) -> GenerationResult:
-        tokenizer = self.loaded.tokenizer
-        prompt_length = len(prepared.input_ids)
-        texts, endings, stops = [], [], []
-        stopped_rows = run.sentence_stop.stopped_rows if run.sentence_stop else set()
-        for index, row in enumerate(sequences[:, prompt_length:].tolist()):
-            ends = [i for i, token in enumerate(row) if token in self._eos_ids]
-            if ends:
-                row = row[: ends[0]]
-            if self._pad_id in row:  # a row that stopped early is padded while the others run on
-                row = row[: row.index(self._pad_id)]
-            text, stop = cut_at_stop(decode_continuation(tokenizer, run.anchor, row), run.stops)
-            stops.append(stop)
-            text = text.lstrip() if run.strip_leading else text
-            text, ending = (text.rstrip(), STOP_SEQUENCE) if stop is not None else finish_passage(
-                text, ended_by_model=bool(ends),
-                cancelled=run.cancelled.is_set(), trim=run.settings.trim_sentences,
-                finished_in_grace=index in stopped_rows,
-            )
-            texts.append(_with_lead(text, run.lead))
-            endings.append(ending)
-        first_row = sequences[0, prompt_length:].tolist()
-        ends = [index for index, token in enumerate(first_row) if token in self._eos_ids]
-        new_tokens = ends[0] + 1 if ends else len(first_row)
-        if self._pad_id not in self._eos_ids and self._pad_id in first_row[:new_tokens]:
-            new_tokens = first_row.index(self._pad_id)
-        first = run.streamer.first_token_at
-        stats = GenerationStats(
-            prompt_tokens=prompt_length,
-            new_tokens=new_tokens,
-            time_to_first_token_s=None if first is None else first - started,
-            tokens_per_second=new_tokens / elapsed if elapsed > 0 else 0.0,
-            elapsed_s=elapsed,
-            context_trimmed=prepared.context_trimmed,
-            context_window=self.loaded.context_window,
-            cached_prompt_tokens=cached_tokens,
-            stop_sequence=stops[0],
-        )
-        return GenerationResult(texts=texts, stats=stats, cancelled=run.cancelled.is_set(), seed=seed,
-                                endings=tuple(endings))
