@@ -77,6 +77,21 @@ def make_tiny_checkpoint(tmp_path: Path) -> Callable[..., Path]:
     return make
 
 
+def build_tiny_gguf(folder: Path, genres: Sequence[str] | None = None, outtype: str = "f32", **kwargs) -> Path:
+    """A tiny checkpoint (``build_tiny_checkpoint``) and the same weights as ``folder/model.gguf``."""
+    pytest.importorskip("gguf", reason="writing GGUF files needs the gguf package (pip install gguf)")
+    from training.export_gguf import export_gguf
+
+    checkpoint = build_tiny_checkpoint(folder / "checkpoint", genres, **kwargs)
+    return export_gguf(checkpoint, folder / f"model-{outtype}.gguf", outtype)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny GGUF file without genre tokens (beside it: ``checkpoint/``, the same weights for transformers)."""
+    return build_tiny_gguf(tmp_path_factory.mktemp("tiny-gguf"))
+
+
 @pytest.fixture(scope="session")
 def model_zoo(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
     """``model_zoo("mistral-sliding")``: the path of that tiny family checkpoint (tests/model_zoo.py), built once per

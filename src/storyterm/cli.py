@@ -49,7 +49,8 @@ def _model_options(debug_default: Any = False) -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("model")
     group.add_argument("-m", "--model", default="builtin", metavar="M",
-                       help="'builtin' (default), a local checkpoint directory, or a Hugging Face hub id (from the cache)")
+                       help="'builtin' (default), a local checkpoint directory, a .gguf file (run by llama.cpp: "
+                       "pip install 'storyterm[gguf]'), or a Hugging Face hub id (from the cache)")
     group.add_argument("--device", default="auto", metavar="D", help="auto (default), cpu, cuda, cuda:N or mps")
     group.add_argument("--dtype", default="auto", metavar="T",
                        help="auto (default: bf16 on a GPU; on a CPU int8 weights for larger models, else fp32), "
@@ -376,7 +377,8 @@ def _read_stdin() -> str:
 
 
 def run_generate(args: argparse.Namespace) -> int:
-    from storyterm.engine.generation import GenerationRequest, StoryEngine
+    from storyterm.engine.generation import GenerationRequest
+    from storyterm.engine.loading import open_engine
     from storyterm.engine.passage import SettledText
     from storyterm.engine.prompt_builder import decode_ids
 
@@ -399,7 +401,7 @@ def run_generate(args: argparse.Namespace) -> int:
         instruct = loaded.has_chat_template
     genre = _check_genre(args, loaded, config.word_genres)
     settings = sampler_settings(args, loaded.checkpoint_settings)
-    engine = StoryEngine(loaded)
+    engine = open_engine(loaded)
     story = _read_story(args, genre, instruct=instruct)
     request = GenerationRequest(genre=genre, story=story, memory=args.memory, settings=settings,
                                 word_genres=config.word_genres, instruct=instruct, title=args.title or "",
@@ -473,8 +475,11 @@ def _unescape(text: str) -> str:
 
 
 def _result_json(loaded: LoadedModel, request: Any, result: GenerationResult) -> dict[str, Any]:
+    from storyterm.engine.gguf_loading import is_gguf
+
     return {
         "model": loaded.name,
+        "backend": "llama.cpp" if is_gguf(loaded.spec.source) else "transformers",
         "genre": request.genre,
         "story": request.story,
         "memory": request.memory,

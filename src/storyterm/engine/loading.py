@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
+    from .generation import EngineBase
+
 BUILTIN = "builtin"
 BUILTIN_DIR = Path(__file__).resolve().parent.parent / "models" / "builtin"
 DEFAULT_CONTEXT_WINDOW = 1024
@@ -72,7 +74,12 @@ class LoadedModel:
 
 
 def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None) -> LoadedModel:
-    """Load ``spec`` and return the model in eval mode on its device. Raises ModelLoadError / DeviceError."""
+    """Load ``spec`` and return the model in eval mode on its device. Raises ModelLoadError / DeviceError.
+    A ``.gguf`` file is loaded with llama.cpp (``gguf_loading.py``)."""
+    from .gguf_loading import is_gguf, load_gguf
+
+    if is_gguf(spec.source):
+        return load_gguf(spec, on_progress)
     progress = on_progress or (lambda _message: None)
     progress(f"Locating model {spec.source!r}…")
     directory, name = resolve_source(spec.source, allow_pickle=spec.allow_pickle)
@@ -140,6 +147,18 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
     )
 
 
+def open_engine(loaded: LoadedModel, **options: Any) -> EngineBase:
+    """The engine that runs ``loaded``: llama.cpp's for a GGUF file, else transformers' (StoryEngine)."""
+    from .gguf_loading import GGUFModel
+    from .llama_cpp_backend import LlamaCppEngine
+
+    if isinstance(loaded.model, GGUFModel):
+        return LlamaCppEngine(loaded, **options)
+    from .generation import StoryEngine
+
+    return StoryEngine(loaded, **options)
+
+
 # ---------------------------------------------------------------------------------------------------------------------
 # Sources
 
@@ -157,7 +176,8 @@ def resolve_source(source: str, *, allow_pickle: bool = False) -> tuple[Path, st
     path = Path(source).expanduser()
     if path.exists():
         if not path.is_dir():
-            raise ModelLoadError(f"{source} is a file; --model needs a checkpoint directory, 'builtin' or a hub id")
+            raise ModelLoadError(f"{source} is a file; --model needs a checkpoint directory, a .gguf file, "
+                                 "'builtin' or a hub id")
         if not (path / "config.json").is_file():
             raise ModelLoadError(f"{source} is not a Hugging Face checkpoint directory (no config.json in it)")
         return path, path.resolve().name

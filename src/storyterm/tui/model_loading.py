@@ -79,7 +79,7 @@ class ModelLoading(_Base):
             if loader is None:
                 from storyterm.engine.loading import load_model as loader
             if factory is None:
-                from storyterm.engine.generation import StoryEngine as factory
+                from storyterm.engine.loading import open_engine as factory
             loaded = loader(spec, progress)
             engine = factory(loaded)
         except StorytermError as error:

@@ -1,4 +1,4 @@
-"""F2: choose another model (built-in, a local directory or a hub id), device and dtype."""
+"""F2: choose another model (built-in, a local directory, a .gguf file or a hub id), device and dtype."""
 
 from __future__ import annotations
 
@@ -31,10 +31,10 @@ class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
             yield Label("Switch model", classes="dialog-title")
             with RadioSet(id="source-kind"):
                 yield RadioButton("Built-in model", value=builtin, id="kind-builtin")
-                yield RadioButton("Local directory or hub id", value=not builtin, id="kind-other")
+                yield RadioButton("Local directory, .gguf file or hub id", value=not builtin, id="kind-other")
             yield Input(
                 "" if builtin else self.current.source,
-                placeholder="/path/to/checkpoint  or  user/model",
+                placeholder="/path/to/checkpoint  or  model.gguf  or  user/model",
                 id="source",  # never disabled: tab always reaches it, and typing in it picks "Local directory"
                 compact=True,
             )
@@ -73,7 +73,8 @@ class ModelSwitchScreen(ModalScreen[ModelSpec | None]):
         builtin = self.query_one("#kind-builtin", RadioButton).value
         source = BUILTIN if builtin else self.query_one("#source", Input).value.strip()
         if not source:
-            self.query_one("#model-error", Label).update("Type a directory or a hub id, or pick the built-in model.")
+            self.query_one("#model-error", Label).update(
+                "Type a directory, a .gguf file or a hub id, or pick the built-in model.")
             return
         device = str(self.query_one("#device", Select).value)
         dtype = str(self.query_one("#dtype", Select).value)

@@ -1,0 +1,50 @@
+"""GGUF files refused with one line when they cannot be loaded: no llama.cpp backend installed, a --dtype the file
+does not have, no such file. These run without llama-cpp-python."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+from storyterm.engine.errors import ModelLoadError
+from storyterm.engine.gguf_loading import INSTALL_HINT, is_gguf
+from storyterm.engine.loading import ModelSpec, load_model
+
+
+@pytest.fixture
+def some_gguf(tmp_path: Path) -> Path:
+    path = tmp_path / "story-1b.Q8_0.gguf"
+    path.write_bytes(b"GGUF")  # never read: each refusal comes first
+    return path
+
+
+def test_gguf_sources_are_recognised() -> None:
+    assert is_gguf("models/Story-1B.Q4_K_M.GGUF") and is_gguf(Path("x.gguf"))
+    assert not is_gguf("builtin") and not is_gguf("user/model-gguf")
+
+
+def test_without_llama_cpp_one_line_says_what_to_install(monkeypatch, some_gguf: Path) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)  # import llama_cpp raises ImportError
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(ModelSpec(str(some_gguf)))
+    assert str(caught.value) == INSTALL_HINT
+    assert "pip install 'storyterm[gguf]'" in INSTALL_HINT and "\n" not in INSTALL_HINT
+
+
+def test_a_dtype_other_than_auto_is_refused(some_gguf: Path) -> None:
+    with pytest.raises(ModelLoadError, match="--dtype int8 does not apply to a GGUF file"):
+        load_model(ModelSpec(str(some_gguf), dtype="int8"))
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="no such GGUF file: .*nothing.gguf"):
+        load_model(ModelSpec(str(tmp_path / "nothing.gguf")))
+
+
+def test_a_file_that_is_not_gguf_is_refused_with_the_choices(tmp_path: Path) -> None:
+    other = tmp_path / "weights.bin"
+    other.write_bytes(b"\0")
+    with pytest.raises(ModelLoadError, match="a checkpoint directory, a .gguf file"):
+        load_model(ModelSpec(str(other)))

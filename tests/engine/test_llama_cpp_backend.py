@@ -1,0 +1,179 @@
+"""GGUF models through llama.cpp, behind the engine interface: the same tokens, prompt and greedy passage as the
+transformers engine on the same weights; streaming, cancel, alternatives, steering, smart context and refusals."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'storyterm[gguf]')")
+
+from storyterm.engine.errors import EngineBusyError, SettingsError, UnknownGenreError  # noqa: E402
+from storyterm.engine.generation import GenerationRequest, StoryEngine  # noqa: E402
+from storyterm.engine.gguf_loading import GGUFModel  # noqa: E402
+from storyterm.engine.llama_cpp_backend import TOKEN_PROBS_REFUSAL, LlamaCppEngine  # noqa: E402
+from storyterm.engine.loading import LoadedModel, ModelSpec, load_model, open_engine  # noqa: E402
+from storyterm.engine.lorebook import Lorebook, LorebookEntry  # noqa: E402
+from storyterm.engine.prompt import CLASSIC_GENRES  # noqa: E402
+from storyterm.engine.settings import SamplerSettings  # noqa: E402
+from tests.conftest import build_tiny_gguf  # noqa: E402
+
+GREEDY = SamplerSettings(max_new_tokens=16, do_sample=False)
+SAMPLED = SamplerSettings(max_new_tokens=12, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, seed=11)
+
+
+@pytest.fixture(scope="module")
+def gguf_loaded(tiny_gguf: Path) -> LoadedModel:
+    return load_model(ModelSpec(str(tiny_gguf)))
+
+
+@pytest.fixture(scope="module")
+def torch_loaded(tiny_gguf: Path) -> LoadedModel:
+    return load_model(ModelSpec(str(tiny_gguf.parent / "checkpoint"), device="cpu", dtype="fp32"))
+
+
+@pytest.fixture
+def engine(gguf_loaded: LoadedModel) -> LlamaCppEngine:
+    created = open_engine(gguf_loaded)
+    assert isinstance(created, LlamaCppEngine)
+    return created
+
+
+def test_a_gguf_file_loads_with_what_the_file_says(gguf_loaded: LoadedModel, tiny_gguf: Path) -> None:
+    assert isinstance(gguf_loaded.model, GGUFModel)
+    assert gguf_loaded.name == tiny_gguf.name and gguf_loaded.path == tiny_gguf
+    assert gguf_loaded.context_window == 128  # the file's n_positions, not llama.cpp's rounded-up context
+    assert gguf_loaded.dtype == "f32" and gguf_loaded.device.type == "cpu"
+    assert gguf_loaded.genres == [] and gguf_loaded.free_mode  # genres in words
+    assert not gguf_loaded.has_chat_template
+
+
+def test_tokenizer_matches_the_checkpoint_tokenizer(gguf_loaded: LoadedModel, torch_loaded: LoadedModel) -> None:
+    ours, theirs = gguf_loaded.tokenizer, torch_loaded.tokenizer
+    for text in ["The ghost screams in the old house.", " A man <EOS> walks\n\ninto a bar", "héllo wörld 🚀"]:
+        for split in (True, False):
+            ids = ours(text, add_special_tokens=False, split_special_tokens=split)["input_ids"]
+            assert ids == theirs(text, add_special_tokens=False, split_special_tokens=split)["input_ids"]
+        assert ours.decode(ids) == theirs.decode(ids, clean_up_tokenization_spaces=False)
+    assert ours.get_vocab() == theirs.get_vocab()
+    assert (ours.bos_token, ours.eos_token, ours.pad_token) == ("<BOS>", "<EOS>", "<PAD>")
+
+
+def test_greedy_passage_and_prompt_equal_the_torch_engine(engine, torch_loaded: LoadedModel) -> None:
+    request = GenerationRequest("horror", "The ghost screams in the old house", memory="Anna is a nurse.",
+                                settings=GREEDY, authors_note="Rain.", authors_note_depth=0)
+    torch_engine = StoryEngine(torch_loaded)
+    assert engine.prompt_text(request) == torch_engine.prompt_text(request)
+    assert engine.prompt_text(request).startswith("<BOS> This is a horror story. [Anna is a nurse.]")  # in words
+    assert engine.context_usage(request) == torch_engine.context_usage(request)
+    ours, theirs = engine.generate(request), torch_engine.generate(request)
+    assert ours.texts == theirs.texts and ours.endings == theirs.endings
+    assert ours.stats.new_tokens == theirs.stats.new_tokens > 0
+    assert ours.stats.tokens_per_second > 0 and ours.stats.context_window == 128
+
+
+def test_stream_yields_the_passage_piece_by_piece(engine) -> None:
+    stream = engine.stream(GenerationRequest(None, "A man walks into a bar", settings=SAMPLED))
+    pieces = list(stream)
+    result = stream.result()
+    assert len(pieces) > 1 and "".join(pieces).strip().startswith(result.text.strip()[:5])
+    assert result.seed == 11 and not result.cancelled and stream.done
+
+
+def test_first_token_follows_the_spacing_rule(engine) -> None:
+    # The story ends with a word: the passage never glues onto it (the first-token mask runs in llama.cpp's sampler).
+    for seed in range(6):
+        settings = SAMPLED.with_changes(seed=seed, temperature=2.0, max_new_tokens=3)
+        text = engine.generate(GenerationRequest(None, "The ghost", settings=settings)).text
+        assert not text or not text[0].isalnum(), text
+
+
+def test_cancel_stops_the_passage(engine) -> None:
+    settings = SAMPLED.with_changes(max_new_tokens=100, trim_sentences=False)
+    stream = engine.stream(GenerationRequest(None, "The ship", settings=settings))
+    first = next(iter(stream))
+    stream.cancel()
+    result = stream.result(timeout=30)
+    assert first and result.cancelled and result.endings == ("stopped",)
+    assert result.stats.new_tokens < 100
+
+
+def test_busy_while_a_passage_runs(engine) -> None:
+    gate = threading.Event()
+    settings = SAMPLED.with_changes(max_new_tokens=60, trim_sentences=False)
+    stream = engine.stream(GenerationRequest(None, "The ship", settings=settings))
+    iterator = iter(stream)
+    next(iterator)
+    with pytest.raises(EngineBusyError):
+        engine.stream(GenerationRequest(None, "Another", settings=settings))
+    stream.cancel()
+    gate.set()
+    stream.result(timeout=30)
+    assert not engine.busy
+
+
+def test_alternatives_differ_and_repeat_with_their_seed(engine) -> None:
+    request = GenerationRequest(None, "The detective finds", settings=SAMPLED.with_changes(num_alternatives=3))
+    first, again = engine.generate(request), engine.generate(request)
+    assert len(first.texts) == 3 == len(first.endings)
+    assert len(set(first.texts)) > 1
+    assert first.texts == again.texts
+
+
+def test_banned_words_and_stop_sequences(engine) -> None:
+    story = "The ghost screams in the old house"
+    plain = engine.generate(GenerationRequest(None, story, settings=GREEDY)).text
+    words = [w for w in plain.split() if w.isalpha()]
+    assert words, plain
+    banned = engine.generate(GenerationRequest(None, story, settings=GREEDY, banned_words=(words[0],))).text
+    assert words[0] not in banned.split()
+    stop = plain.strip()[2:5]
+    stopped = engine.generate(GenerationRequest(None, story, settings=GREEDY, stop_sequences=(stop,)))
+    assert stop not in stopped.text and stopped.stats.stop_sequence == stop
+    assert stopped.endings == ("stop-sequence",)
+
+
+def test_smart_context_reuses_the_previous_passage(engine) -> None:
+    engine.forget_context()
+    story = "She falls in love with the painter who lives across the street"
+    first = engine.generate(GenerationRequest(None, story, settings=GREEDY))
+    again = engine.generate(GenerationRequest(None, story + first.text, settings=GREEDY))
+    assert again.stats.cached_prompt_tokens > 0
+    engine.forget_context()
+    fresh = engine.generate(GenerationRequest(None, story + first.text, settings=GREEDY))
+    assert fresh.stats.cached_prompt_tokens == 0 and fresh.text == again.text
+
+
+def test_lorebook_and_long_stories_are_trimmed_like_any_model(engine, torch_loaded: LoadedModel) -> None:
+    lorebook = Lorebook((LorebookEntry(("Vega",), "Vega is a pilot."),))
+    story = " ".join(["Captain Vega pilots the starship through the asteroid field toward Mars."] * 30)
+    request = GenerationRequest("sci_fi", story, settings=GREEDY, lorebook=lorebook)
+    prepared = engine.prepare(request)
+    assert prepared.context_trimmed and len(prepared.input_ids) <= 128 - GREEDY.max_new_tokens
+    assert prepared.input_ids == StoryEngine(torch_loaded, smart_context=True).prepare(request).input_ids
+    assert "Vega is a pilot." in engine.prompt_text(request)
+    assert engine.generate(request).stats.context_trimmed
+
+
+def test_refusals_are_one_line(engine) -> None:
+    with pytest.raises(SettingsError) as caught:
+        engine.validate(GenerationRequest(None, "The", settings=GREEDY, token_probs=5))
+    assert str(caught.value) == TOKEN_PROBS_REFUSAL
+    assert engine.token_probs_refusal == TOKEN_PROBS_REFUSAL and not engine.word_guard_available
+    with pytest.raises(UnknownGenreError, match="unknown genre 'elves'"):
+        engine.validate(GenerationRequest("elves", "The", settings=GREEDY))
+    with pytest.raises(SettingsError, match="no chat template"):
+        engine.validate(GenerationRequest(None, "The", settings=GREEDY, instruct=True))
+
+
+def test_a_storyterm_checkpoint_keeps_its_genre_tokens(tmp_path: Path) -> None:
+    path = build_tiny_gguf(tmp_path, genres=CLASSIC_GENRES, outtype="q8_0")
+    loaded = load_model(ModelSpec(str(path)))
+    assert loaded.genres == list(CLASSIC_GENRES) and loaded.dtype == "q8_0"
+    engine = open_engine(loaded)
+    request = GenerationRequest("horror", "The ghost", settings=GREEDY)
+    assert engine.prompt_text(request) == "<BOS> <horror> The ghost"
+    result = engine.generate(request)
+    assert "<" not in result.text  # genre, BOS and PAD tokens are never sampled
