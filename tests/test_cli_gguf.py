@@ -10,6 +10,8 @@ import pytest
 
 from tests.test_cli import assert_one_line_error, run
 
+pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
+
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'storyterm[gguf]')")
 
 GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "12"]

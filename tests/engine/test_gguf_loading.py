@@ -10,7 +10,9 @@ import pytest
 
 from storyterm.engine.errors import ModelLoadError
 from storyterm.engine.gguf_loading import INSTALL_HINT, is_gguf
-from storyterm.engine.loading import ModelSpec, load_model
+from storyterm.engine.loading import ModelSpec, list_models, load_model
+
+pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
 
 
 @pytest.fixture
@@ -48,3 +50,16 @@ def test_a_file_that_is_not_gguf_is_refused_with_the_choices(tmp_path: Path) -> 
     other.write_bytes(b"\0")
     with pytest.raises(ModelLoadError, match="a checkpoint directory, a .gguf file"):
         load_model(ModelSpec(str(other)))
+
+
+def test_gguf_files_in_the_hub_cache_are_listed(monkeypatch, tmp_path: Path) -> None:
+    snapshot = tmp_path / "hub" / "models--someone--Story-1B-GGUF" / "snapshots" / "abc"
+    snapshot.mkdir(parents=True)
+    (snapshot / "story-1b.Q8_0.gguf").write_bytes(b"GGUF" + b"\0" * 1000)
+    (snapshot / "README.md").write_text("a model card")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    listed = [info for info in list_models() if info.kind == "gguf, hub cache"]
+    assert [info.source for info in listed] == [str(snapshot / "story-1b.Q8_0.gguf")]
+    monkeypatch.setattr("storyterm.engine.gguf_loading.llama_cpp_installed", lambda: False)
+    (missing,) = [info for info in list_models() if info.kind == "gguf, hub cache"]
+    assert not missing.installed and "pip install 'storyterm[gguf]'" in missing.detail

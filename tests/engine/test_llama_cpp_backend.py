@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
+
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'storyterm[gguf]')")
 
 from storyterm.engine.errors import EngineBusyError, SettingsError, UnknownGenreError  # noqa: E402
@@ -177,3 +179,30 @@ def test_a_storyterm_checkpoint_keeps_its_genre_tokens(tmp_path: Path) -> None:
     assert engine.prompt_text(request) == "<BOS> <horror> The ghost"
     result = engine.generate(request)
     assert "<" not in result.text  # genre, BOS and PAD tokens are never sampled
+
+
+CHAT_TEMPLATE = ("{% for m in messages %}<BOS>{{ m['role'] }}\n{{ m['content'] }}<EOS>\n{% endfor %}"
+                 "{% if add_generation_prompt %}<BOS>assistant\n{% endif %}")
+
+
+def test_a_chat_template_in_the_file_gives_instruct_mode(tmp_path: Path) -> None:
+    from transformers import AutoTokenizer
+
+    from tests.conftest import build_tiny_checkpoint
+    from training.export_gguf import export_gguf
+
+    checkpoint = build_tiny_checkpoint(tmp_path / "chat", genres=None, n_positions=1024)  # the request is long
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint)
+    tokenizer.chat_template = CHAT_TEMPLATE
+    tokenizer.save_pretrained(checkpoint)
+    loaded = load_model(ModelSpec(str(export_gguf(checkpoint, tmp_path / "chat.gguf"))))
+    assert loaded.has_chat_template
+    engine = open_engine(loaded)
+    request = GenerationRequest("western", "The stranger rode in", memory="Dust everywhere.", settings=GREEDY)
+    assert engine.instruct_on(request)  # on by default, as for any chat model
+    prompt = engine.prompt_text(request)
+    assert prompt == StoryEngine(load_model(ModelSpec(str(checkpoint), device="cpu"))).prompt_text(request)
+    assert prompt.startswith("<BOS>user\nWe are co-writing a western story.") and prompt.endswith("<BOS>assistant\n")
+    assert "Keep in mind: Dust everywhere." in prompt
+    result = engine.generate(request)
+    assert result.stats.new_tokens > 0 and not result.cancelled

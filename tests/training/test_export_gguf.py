@@ -9,6 +9,8 @@ import pytest
 from tests import model_zoo
 from tests.conftest import build_tiny_checkpoint
 
+pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
+
 gguf = pytest.importorskip("gguf", reason="writing GGUF files needs the gguf package (pip install gguf)")
 
 from training.export_gguf import export_gguf, main  # noqa: E402

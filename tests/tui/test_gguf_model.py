@@ -13,6 +13,8 @@ from storyterm.tui.app import StorytermApp
 from storyterm.tui.widgets.editor import editor_form
 from tests.tui.test_app_loop import settle, wait_until
 
+pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
+
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'storyterm[gguf]')")
 
 SIZE = (120, 32)

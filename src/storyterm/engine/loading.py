@@ -293,13 +293,13 @@ def context_window_of(config: Any, tokenizer: PreTrainedTokenizerBase | None = N
 @dataclass(frozen=True)
 class ModelInfo:
     source: str  # what to pass to --model
-    kind: str  # "builtin" | "hub cache"
+    kind: str  # "builtin" | "hub cache" | "gguf, hub cache"
     installed: bool
     detail: str
 
 
 def list_models() -> list[ModelInfo]:
-    """The built-in model and the causal LMs in the local Hugging Face cache."""
+    """The built-in model, the causal LMs in the local Hugging Face cache and the GGUF files there."""
     builtin_ok = (BUILTIN_DIR / "config.json").is_file()
     models = [
         ModelInfo(
@@ -318,7 +318,21 @@ def list_models() -> list[ModelInfo]:
             if _is_causal_lm(config_file):
                 models.append(ModelInfo(repo_id, "hub cache", True, _describe_config(config_file)))
                 break
+        models += gguf_models(repo_dir)
     return models
+
+
+def gguf_models(repo_dir: Path) -> list[ModelInfo]:
+    """The .gguf files of a hub cache repository (one per file name, from its newest snapshot)."""
+    from .gguf_loading import llama_cpp_installed
+
+    newest: dict[str, Path] = {}
+    for file in sorted((repo_dir / "snapshots").glob("*/*.gguf"), key=lambda f: f.stat().st_mtime):
+        newest[file.name] = file
+    installed = llama_cpp_installed()
+    note = "" if installed else "; needs pip install 'storyterm[gguf]'"
+    return [ModelInfo(str(file), "gguf, hub cache", installed, f"{file.stat().st_size / 1e9:.2f} GB{note}")
+            for _name, file in sorted(newest.items())]
 
 
 def _read_json(file: Path) -> dict:
