@@ -1,5 +1,5 @@
-"""``storyterm generate --model x.gguf``: the passage streams, --json reports llama.cpp's speed, and what the
-backend cannot do is refused in one line."""
+"""``storyterm generate --model x.gguf``: the passage streams, --json reports llama.cpp's speed and the tokens'
+probabilities, and what a GGUF file cannot do is refused in one line."""
 
 from __future__ import annotations
 
@@ -36,11 +36,16 @@ def test_generate_streams_text_from_a_gguf_file(capsys, tiny_gguf: Path) -> None
     assert out.startswith("She opens the door") and len(out) > len("She opens the door\n")
 
 
+def test_logprobs_from_a_gguf_file(capsys, tiny_gguf: Path) -> None:
+    code, out, err = run(capsys, "generate", "--model", str(tiny_gguf), "-g", "free", "-p", "The", "--logprobs", "3",
+                         "--json", *GREEDY_FLAGS)
+    assert code == 0, err
+    data = json.loads(out)
+    assert "".join(token["text"] for token in data["tokens"]) == data["texts"][0]
+    assert all(len(token["top"]) == 3 for token in data["tokens"])
+
+
 def test_what_a_gguf_model_cannot_do_is_one_line(capsys, tiny_gguf: Path) -> None:
-    code, _, err = run(capsys, "generate", "--model", str(tiny_gguf), "-g", "free", "-p", "The", "--logprobs", "3", "--json",
-                       *GREEDY_FLAGS)
-    assert code != 0
-    assert_one_line_error(err, "token probabilities are not available for GGUF models")
     code, _, err = run(capsys, "generate", "--model", str(tiny_gguf), "-p", "The", "--dtype", "int8", *GREEDY_FLAGS)
     assert code != 0
     assert_one_line_error(err, "--dtype int8 does not apply to a GGUF file")

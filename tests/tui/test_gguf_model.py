@@ -1,5 +1,5 @@
 """The editor with a GGUF model (llama.cpp): the passage streams into the editor piece by piece, genres are offered
-in words, the status bar names the file's weight type, and the probability view says why it has nothing to show."""
+in words, the status bar names the file's weight type, and the passage carries its tokens' probabilities."""
 
 from __future__ import annotations
 
@@ -22,13 +22,12 @@ SIZE = (120, 32)
 
 async def test_a_gguf_model_streams_into_the_editor(make_app, tiny_gguf: Path) -> None:
     pieces: list[str] = []
-    notes: list[str] = []
 
     def hook(message) -> None:
         if isinstance(message, StorytermApp.PendingPiece):
             pieces.append(message.text)
 
-    app = make_app(spec=ModelSpec(str(tiny_gguf)), settings_toml="max_new_tokens = 30\nseed = 3\n")
+    app = make_app(spec=ModelSpec(str(tiny_gguf)), settings_toml="max_new_tokens = 30\ndo_sample = false\n")
     async with app.run_test(size=SIZE, message_hook=hook) as pilot:
         await settle(app, pilot)
         await wait_until(pilot, lambda: app.engine is not None)
@@ -45,20 +44,12 @@ async def test_a_gguf_model_streams_into_the_editor(make_app, tiny_gguf: Path) -
         pending = app.draft.pending
         assert pending is not None and pending.text and pending.genre == "horror"
         assert len(pieces) >= 2, "the passage should stream in several pieces"
-        assert editor_form("".join(pieces)).strip() in app.editor.pending_text
+        # what streamed is the passage, before sentence trimming cut its unfinished end
+        assert editor_form("".join(pieces)).strip().startswith(app.editor.pending_text.strip())
         assert app.editor.text == "The ghost" + app.editor.pending_text
         assert app.engine.prompt_text(app.current_request()).startswith("<BOS> This is a horror story. The ghost")
         assert app.status.info.tokens_per_second is not None
         await pilot.press("tab")
         await pilot.pause()
         assert app.draft.text == "The ghost" + pending.text
-        original = app.notify
-
-        def capture(message, *args, **kwargs):
-            notes.append(str(message))
-            return original(message, *args, **kwargs)
-
-        app.notify = capture
-        await app.run_action("probability_view")
-        await pilot.pause()
-        assert any("Token probabilities are not available for GGUF models" in note for note in notes), notes
+        assert pending.token_infos(), "the probability view and token swaps work on GGUF passages too"

@@ -257,9 +257,6 @@ class EngineBase:
     passage starts and ends, one generation at a time. A backend runs the model in ``stream()``: StoryEngine below
     (transformers), ``llama_cpp_backend.LlamaCppEngine`` (GGUF files)."""
 
-    # Why this backend cannot report token probabilities (GenerationRequest.token_probs); None: it can.
-    token_probs_refusal: str | None = None
-
     def __init__(self, loaded: LoadedModel, *, smart_context: bool = True):
         self.loaded = loaded
         self._builder = PromptBuilder(loaded, smart_context=smart_context)

@@ -6,25 +6,48 @@ lorebook, author's note, instruct mode through the file's chat template, smart c
 sentence trimming, stop sequences, banned words, cancel and alternatives. transformers' logits processors run inside
 llama.cpp's sampler (``_TorchLogits``), so the first-token mask, the repetition penalty that spares Memory and the
 banned words behave as on the torch engine. llama.cpp keeps the previous passage's KV cache and reuses the prompt's
-common prefix by itself. Alternatives are drawn one after another (alternative 0 streams). Not offered: token
-probabilities (refused with one line), the word guard (a GGUF file ships no words.txt) and ``--dtype`` (a GGUF file
-carries its own weight type: ``gguf_loading.py`` refuses anything but auto).
+common prefix by itself. Alternatives are drawn one after another (alternative 0 streams). Token probabilities
+come from the logits llama.cpp hands to those processors. Not offered: the word guard (a GGUF file ships no
+words.txt) and ``--dtype`` (a GGUF file carries its own weight type: ``gguf_loading.py`` refuses all but auto).
 """
 
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .errors import SettingsError
 from .generation import EngineBase, GenerationRequest, GenerationStream, _Run
 from .passage import SentenceStop
 from .prompt_builder import PreparedPrompt
+from .settings import SamplerSettings
+from .token_probs import TokenInfo, TokenTexts, align_tokens, row_token_probs, token_spans
 
 if TYPE_CHECKING:
     from .loading import LoadedModel
 
-TOKEN_PROBS_REFUSAL = "token probabilities are not available for GGUF models (llama.cpp backend)"
+
+
+def _sampling_warpers(settings: SamplerSettings) -> list[Any]:
+    """transformers' warpers for ``settings``, in generate's order: what "probability under the sampler settings"
+    means on the torch engine (llama.cpp samples with the same knobs, temperature last)."""
+    from transformers import (MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
+                              TypicalLogitsWarper)
+
+    if not settings.do_sample:
+        return []
+    warpers: list[Any] = []
+    if settings.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(settings.temperature))
+    if settings.top_k:
+        warpers.append(TopKLogitsWarper(settings.top_k))
+    if settings.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(settings.top_p))
+    if settings.min_p > 0:
+        warpers.append(MinPLogitsWarper(settings.min_p))
+    if settings.typical_p < 1.0:
+        warpers.append(TypicalLogitsWarper(settings.typical_p))
+    return warpers
 
 
 class _TorchLogits:
@@ -32,11 +55,14 @@ class _TorchLogits:
     expect a batch: the logits are copied (llama.cpp hands a strided view of its candidates) and given back.
 
     llama.cpp calls it from C, where an exception would only be printed: the first one is kept in ``error`` (the
-    logits pass unchanged) and the generation loop raises it."""
+    logits pass unchanged) and the generation loop raises it. With ``record``, every step's logits before and after
+    the processors are kept in ``steps`` (the token probabilities are computed from them afterwards)."""
 
-    def __init__(self, processors: list[Any]):
+    def __init__(self, processors: list[Any], *, record: bool = False):
         self.processors = processors
         self.error: BaseException | None = None
+        self.record = record
+        self.steps: list[tuple[Any, Any]] = []
 
     def __call__(self, input_ids: Any, scores: Any) -> Any:
         import numpy as np
@@ -47,8 +73,11 @@ class _TorchLogits:
         try:
             ids = torch.from_numpy(np.asarray(input_ids, dtype=np.int64))[None]
             logits = torch.from_numpy(np.array(scores, dtype=np.float32))[None]
+            raw = logits.clone() if self.record else None
             for processor in self.processors:
                 logits = processor(ids, logits)
+            if self.record:
+                self.steps.append((raw, logits.clone()))
             return logits[0].numpy()
         except Exception as error:  # noqa: BLE001 - raised by the generation loop
             self.error = error
@@ -58,18 +87,12 @@ class _TorchLogits:
 class LlamaCppEngine(EngineBase):
     """Runs generations for one loaded GGUF model with llama.cpp, one at a time."""
 
-    token_probs_refusal = TOKEN_PROBS_REFUSAL
-
     def __init__(self, loaded: LoadedModel, *, smart_context: bool = True):
         super().__init__(loaded, smart_context=smart_context)
         self._llama = loaded.model.llama
         self._smart_context = smart_context
         self._read_afresh = False  # forget_context(): the next passage does not reuse llama.cpp's KV cache
-
-    def validate(self, request: GenerationRequest) -> None:
-        super().validate(request)
-        if request.token_probs:
-            raise SettingsError(TOKEN_PROBS_REFUSAL)
+        self._token_texts: TokenTexts | None = None  # candidate token texts, decoded when first asked for
 
     def forget_context(self) -> None:
         super().forget_context()
@@ -91,7 +114,7 @@ class LlamaCppEngine(EngineBase):
         if self._suppressed:
             processors.append(SuppressTokensLogitsProcessor(self._suppressed))
         processors += list(self._banned_words.processors(run.banned, self._eos_ids))
-        return _TorchLogits(processors) if processors else None
+        return _TorchLogits(processors, record=bool(run.token_probs)) if processors or run.token_probs else None
 
     def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, seed: int | None) -> None:
         started = time.perf_counter()
@@ -103,7 +126,7 @@ class LlamaCppEngine(EngineBase):
                 self._llama.reset()
                 self._read_afresh = False
             cached = self._cached_prefix(prepared.input_ids)
-            rows, grace_rows = [], set()
+            rows, steps, grace_rows = [], [], set()
             for index in range(settings.num_alternatives):
                 sentence_stop = None
                 if settings.trim_sentences:  # it remembers its row's state: one per alternative
@@ -112,6 +135,9 @@ class LlamaCppEngine(EngineBase):
                 row_seed = None if seed is None else (seed + index) % 2**32
                 rows.append(self._sample_row(run, prepared, limit, processors, sentence_stop, row_seed,
                                              stream=index == 0))
+                if processors is not None:
+                    steps.append(processors.steps)
+                    processors.steps = []
                 if sentence_stop is not None and sentence_stop.stopped_rows:
                     grace_rows.add(index)
                 if index == 0:
@@ -122,6 +148,10 @@ class LlamaCppEngine(EngineBase):
                 run.sentence_stop.stopped_rows = grace_rows
             elapsed = time.perf_counter() - started
             run.result = self._build_result(run, prepared, rows, elapsed, started, seed, cached)
+            if run.token_probs:
+                run.result = replace(run.result, tokens=tuple(
+                    self._row_tokens(run, row, row_steps, text)
+                    for row, row_steps, text in zip(rows, steps, run.result.texts)))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             self._read_afresh = True
             run.error = error
@@ -129,6 +159,26 @@ class LlamaCppEngine(EngineBase):
             run.streamer.close()
             self._lock.release()
             run.finished.set()
+
+    def _row_tokens(self, run: _Run, row: list[int], steps: list[tuple[Any, Any]], text: str
+                    ) -> tuple[TokenInfo, ...] | None:
+        """One alternative's tokens with their probabilities: the model's (the logits llama.cpp handed over) and
+        under the sampler settings (after the processors, with transformers' warpers in generate's order)."""
+        tokenizer = self.loaded.tokenizer
+        if self._token_texts is None:
+            self._token_texts = TokenTexts(tokenizer)
+        ends = [i for i, token in enumerate(row) if token in self._eos_ids]
+        row = row[: ends[0]] if ends else row
+        warpers = _sampling_warpers(run.settings)
+        processed = []
+        for _raw, scores in steps:
+            for warper in warpers:
+                scores = warper(None, scores)
+            processed.append(scores)
+        measured = row_token_probs(tokenizer, run.anchor, row, [raw for raw, _ in steps], processed, 0,
+                                   run.token_probs)
+        decoded, spans = token_spans(tokenizer, run.anchor, row)
+        return align_tokens(decoded, spans, text, run.lead, measured, self._token_texts)
 
     def _cached_prefix(self, prompt: list[int]) -> int:
         """Prompt tokens llama.cpp will not read again: the common prefix with what its KV cache holds."""

@@ -69,8 +69,6 @@ class TokenView(_Base):
     def with_token_probs(self, request: GenerationRequest) -> GenerationRequest:
         """``request`` asking for its tokens' probabilities, unless holding them while it runs would take more
         than HELD_SCORES_LIMIT (generate keeps two vocabulary-sized rows per token and alternative)."""
-        if self._token_probs_refusal():
-            return request
         settings = request.settings
         vocabulary = len(self.loaded.tokenizer) if self.loaded is not None else 0
         held = 2 * 4 * vocabulary * settings.num_alternatives * settings.max_new_tokens * 1.2
@@ -118,7 +116,7 @@ class TokenView(_Base):
         if self.probability_view:
             has_tokens = any(self._tokens_of(p) for _, p in self.draft.placed_passages())
             hint = ("ctrl+l on a word lists what else the model could have written." if has_tokens
-                    else self._token_probs_refusal() or "No passage here has probabilities yet: generate one.")
+                    else "No passage here has probabilities yet: generate one.")
             self.notify("Probability view: the stronger the tint, the less likely the word was (a faint tint: "
                         f"under 30 %, stronger: under 10 %, strongest: under 1 %). {hint}", timeout=6)
         else:
@@ -129,9 +127,6 @@ class TokenView(_Base):
             return
         self.sync_editor()
         found = self._token_at_cursor()
-        if found is None and (refusal := self._token_probs_refusal()):
-            self.notify(refusal, timeout=5)
-            return
         if found is None:
             self.notify("Put the cursor on a generated word (one written with probabilities) to see what else "
                         "the model could have written there.", timeout=5)
@@ -153,9 +148,6 @@ class TokenView(_Base):
         if self.generating or self.engine is None:
             self.notify("The model is not ready yet.", severity="warning")
             return
-        if refusal := self._token_probs_refusal():
-            self.notify(refusal, title="Cannot swap", severity="warning")
-            return
         try:
             swap = TokenSwap(passage.text, tokens, index, candidate)
         except StorytermError as error:
@@ -169,11 +161,6 @@ class TokenView(_Base):
         self._start_stream(story=story)
         if not self.generating:  # refused (busy, bad settings): nothing was started
             self._swap_job = None
-
-    def _token_probs_refusal(self) -> str | None:
-        """Why this model's passages carry no token probabilities (a GGUF model's engine), or None."""
-        reason = getattr(self.engine, "token_probs_refusal", None)
-        return f"{reason[:1].upper()}{reason[1:]}." if reason else None
 
     def _tokens_of(self, passage: Passage) -> tuple[TokenInfo, ...] | None:
         if self._token_cache is None:
