@@ -49,6 +49,7 @@ def export_gguf(checkpoint: Path | str, out: Path | str, outtype: str = "f32") -
     writer.add_file_type({"f32": gguf.LlamaFileType.ALL_F32, "f16": gguf.LlamaFileType.MOSTLY_F16,
                           "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype])
     _add_vocabulary(writer, tokenizer, hp.vocab_size)
+    _add_sampling(writer, checkpoint)
     for name, tensor in _gguf_tensors(model.state_dict(), hp.n_layer):
         _add_tensor(writer, name, tensor, outtype)
     writer.write_header_to_file()
@@ -91,6 +92,24 @@ def _add_vocabulary(writer: Any, tokenizer: Any, vocab_size: int) -> None:
         writer.add_chat_template(tokenizer.chat_template)
 
 
+def _add_sampling(writer: Any, checkpoint: Path) -> None:
+    """generation_config.json's sampling as GGUF's general.sampling.* (storyterm reads them as the file's defaults);
+    greedy (do_sample false) is a temperature of 0, as in llama.cpp."""
+    try:
+        config = json.loads((checkpoint / "generation_config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return
+    if config.get("do_sample") is False:
+        writer.add_sampling_temp(0.0)
+    elif isinstance(config.get("temperature"), (int, float)):
+        writer.add_sampling_temp(float(config["temperature"]))
+    for key, setter in (("top_k", writer.add_sampling_top_k), ("top_p", writer.add_sampling_top_p),
+                        ("min_p", writer.add_sampling_min_p),
+                        ("repetition_penalty", writer.add_sampling_penalty_repeat)):
+        if isinstance(config.get(key), (int, float)):
+            setter(config[key])
+
+
 def _gguf_tensors(state: dict[str, Any], n_layer: int):
     """(llama.cpp name, float32 array) in GGUF's layout. GPT-2's Conv1D weights are stored (in, out): transposed."""
     def array(key: str, transpose: bool = False):
@@ -126,7 +145,8 @@ def _add_tensor(writer: Any, name: str, data: Any, outtype: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m training.export_gguf", description=__doc__.split("\n\n")[0])
-    parser.add_argument("checkpoint", type=Path, help="a GPT-2 checkpoint directory (e.g. src/storyterm/models/builtin)")
+    parser.add_argument("checkpoint", type=Path,
+                        help="a GPT-2 checkpoint directory (e.g. src/storyterm/models/builtin)")
     parser.add_argument("out", type=Path, help="the .gguf file to write")
     parser.add_argument("--outtype", choices=OUT_TYPES, default="f32", help="weight type (default: f32)")
     args = parser.parse_args(argv)

@@ -63,3 +63,13 @@ def test_gguf_files_in_the_hub_cache_are_listed(monkeypatch, tmp_path: Path) -> 
     monkeypatch.setattr("storyterm.engine.gguf_loading.llama_cpp_installed", lambda: False)
     (missing,) = [info for info in list_models() if info.kind == "gguf, hub cache"]
     assert not missing.installed and "pip install 'storyterm[gguf]'" in missing.detail
+
+
+def test_sampling_defaults_in_the_file_are_read_like_generation_config() -> None:
+    from storyterm.engine.gguf_loading import sampling_values
+
+    values = sampling_values({"general.sampling.temp": "0.800000", "general.sampling.top_k": "50",
+                              "general.sampling.penalty_repeat": "1.200000", "general.sampling.top_p": "7"})
+    assert values == {"do_sample": True, "temperature": 0.8, "top_k": 50, "repetition_penalty": 1.2}  # top_p 7: bad
+    assert sampling_values({"general.sampling.temp": "0.0"}) == {"do_sample": False}  # llama.cpp's greedy
+    assert sampling_values({}) == {}

@@ -206,10 +206,19 @@ def test_refusals_are_one_line(engine) -> None:
         engine.validate(GenerationRequest(None, "The", settings=GREEDY, instruct=True))
 
 
-def test_a_storyterm_checkpoint_keeps_its_genre_tokens(tmp_path: Path) -> None:
-    path = build_tiny_gguf(tmp_path, genres=CLASSIC_GENRES, outtype="q8_0")
-    loaded = load_model(ModelSpec(str(path)))
+def test_a_storyterm_checkpoint_keeps_its_genre_tokens_and_sampling(tmp_path: Path) -> None:
+    import json
+
+    from tests.conftest import build_tiny_checkpoint
+    from training.export_gguf import export_gguf
+
+    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint", CLASSIC_GENRES)
+    sampling = {"do_sample": True, "temperature": 0.8, "top_k": 50, "top_p": 0.95, "repetition_penalty": 1.2}
+    (checkpoint / "generation_config.json").write_text(json.dumps({**sampling, "max_new_tokens": 100}))
+    loaded = load_model(ModelSpec(str(export_gguf(checkpoint, tmp_path / "genres.gguf", "q8_0"))))
     assert loaded.genres == list(CLASSIC_GENRES) and loaded.dtype == "q8_0"
+    assert loaded.checkpoint_settings == pytest.approx(sampling)  # the checkpoint's defaults travel in the file
+    assert loaded.generation_defaults.top_k == 50 and loaded.generation_defaults.max_new_tokens == 100
     engine = open_engine(loaded)
     request = GenerationRequest("horror", "The ghost", settings=GREEDY)
     assert engine.prompt_text(request) == "<BOS> <horror> The ghost"

@@ -36,6 +36,11 @@ def checkpoint_values(directory: Path | None) -> dict[str, Any]:
         return {}
     if not isinstance(data, dict):
         return {}
+    return checked_values(data)
+
+
+def checked_values(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The CHECKPOINT_KEYS of ``data`` whose values are valid settings (a bad one is skipped)."""
     values: dict[str, Any] = {}
     for key in CHECKPOINT_KEYS:
         value = data.get(key)

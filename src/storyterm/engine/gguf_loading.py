@@ -74,10 +74,10 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
 
     import torch
 
+    from .checkpoint_defaults import resolve_settings
     from .genres import token_genres
     from .gguf_tokenizer import GGUFTokenizer
     from .loading import LoadedModel
-    from .settings import DEFAULT_SETTINGS
 
     progress = on_progress or (lambda _message: None)
     path = Path(spec.source.strip()).expanduser()
@@ -114,6 +114,7 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
         generation_config=SimpleNamespace(eos_token_id=list(tokenizer.end_token_ids)), metadata=metadata,
     )
     progress("Model ready.")
+    checkpoint = sampling_values(metadata)
     return LoadedModel(
         spec=spec,
         model=model,
@@ -123,9 +124,34 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
         dtype=model.weight_type.split(" ")[0].lower(),  # devices.dtype_name shows it as is ("q8_0")
         genres=token_genres(tokenizer),  # a storyterm checkpoint exported with training/export_gguf.py keeps them
         context_window=min(trained, int(llama.n_ctx())),  # llama.cpp rounds n_ctx up; positions end at trained
-        generation_defaults=DEFAULT_SETTINGS,
+        generation_defaults=resolve_settings({}, checkpoint),
         path=path,
+        checkpoint_settings=checkpoint,
     )
+
+
+# GGUF's sampling defaults (general.sampling.*) as storyterm's settings; a temperature of 0 means greedy.
+_SAMPLING_KEYS = {"general.sampling.temp": "temperature", "general.sampling.top_k": "top_k",
+                  "general.sampling.top_p": "top_p", "general.sampling.min_p": "min_p",
+                  "general.sampling.penalty_repeat": "repetition_penalty"}
+
+
+def sampling_values(metadata: dict[str, str]) -> dict[str, Any]:
+    """The sampler values the file's metadata sets, as checkpoint_defaults reads a generation_config.json."""
+    from .checkpoint_defaults import checked_values
+
+    data: dict[str, Any] = {}
+    for key, name in _SAMPLING_KEYS.items():
+        try:
+            data[name] = (int if name == "top_k" else float)(float(metadata[key]))
+        except (KeyError, ValueError):
+            continue
+    if data.get("temperature") == 0:
+        data["do_sample"] = False
+        del data["temperature"]
+    elif data:
+        data["do_sample"] = True
+    return checked_values(data)
 
 
 def _gpu_layers(device: str, offload_supported: bool) -> int:

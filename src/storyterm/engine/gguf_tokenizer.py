@@ -8,6 +8,7 @@ token texts (``Ġthe`` for byte-level BPE, ``▁the`` and ``<0x0A>`` for Sentenc
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -41,6 +42,14 @@ class GGUFTokenizer:
         self.end_token_ids = [i for i in range(self._size) if llama_cpp.llama_vocab_is_eog(self._vocab, i)]
         self.chat_template = (metadata or {}).get("tokenizer.chat_template") or None
         self.model_max_length = int(llama.n_ctx())
+        # SentencePiece vocabularies: llama.cpp gives the text after a special token its own word-start space, so
+        # "<s> This" would read "<s> ▁ ▁This"; transformers (and the model's training) read "<s> ▁This". One space
+        # after a special token is dropped before llama.cpp adds its own.
+        space_prefix = (int(llama_cpp.llama_vocab_type(self._vocab)) == llama_cpp.LLAMA_VOCAB_TYPE_SPM
+                        and (metadata or {}).get("tokenizer.ggml.add_space_prefix", "true").lower() != "false")
+        specials = sorted({self._pieces[i] for i in self._added if self._pieces[i]}, key=len, reverse=True)
+        self._space_after_special = (re.compile("(" + "|".join(map(re.escape, specials)) + ") ")
+                                     if space_prefix and specials else None)
 
     def _piece(self, token_id: int) -> str:
         return self._lib.llama_vocab_get_text(self._vocab, token_id).decode("utf-8", errors="replace")
@@ -91,6 +100,8 @@ class GGUFTokenizer:
     def encode(self, text: str, add_special_tokens: bool = True, split_special_tokens: bool = False) -> list[int]:
         if not text:
             return [self.bos_token_id] if add_special_tokens and self.bos_token_id is not None else []
+        if not split_special_tokens and self._space_after_special is not None:
+            text = self._space_after_special.sub(r"\1", text)
         return list(self._llama.tokenize(text.encode("utf-8"), add_bos=add_special_tokens,
                                          special=not split_special_tokens))
 
@@ -102,6 +113,8 @@ class GGUFTokenizer:
     def decode(self, ids: Sequence[int] | Any, skip_special_tokens: bool = False, **_ignored: Any) -> str:
         if hasattr(ids, "tolist"):
             ids = ids.tolist()
+        if isinstance(ids, int):  # one id, as transformers accepts (its streamer decodes a single token so)
+            ids = [ids]
         ids = [int(i) for i in ids if 0 <= int(i) < self._size]
         if skip_special_tokens:
             ids = [i for i in ids if i not in self._special]
