@@ -98,12 +98,17 @@ async def test_instruct_switch_for_a_chat_model(make_app, zoo: Path, tmp_path: P
     assert config.instruct is False
 
 
+def app_with_checkpoint_file(make_app, folder: Path, generation: dict, config_path: Path, settings_toml: str):
+    """The editor on a Llama checkpoint whose generation_config.json says ``generation``."""
+    path = model_zoo.plain_llama(folder, generation=generation)
+    config_path.write_text(f"[settings]\n{settings_toml}")
+    return make_app(spec=ModelSpec(str(path)), config_path=config_path)
+
+
 async def test_the_editor_fills_unset_settings_from_the_checkpoint(make_app, zoo: Path, tmp_path: Path) -> None:
-    path = model_zoo.plain_llama(zoo / "greedy-file", generation={
-        "do_sample": False, "temperature": 0.3, "top_k": 9, "max_new_tokens": 2048})
-    config_path = tmp_path / "writer.toml"
-    config_path.write_text("[settings]\nmax_new_tokens = 12\ntemperature = 0.9\n")
-    app = make_app(spec=ModelSpec(str(path)), config_path=config_path)
+    app = app_with_checkpoint_file(make_app, zoo / "greedy-file", {
+        "do_sample": False, "temperature": 0.3, "top_k": 9, "max_new_tokens": 2048},
+        tmp_path / "writer.toml", "max_new_tokens = 12\ntemperature = 0.9\n")
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         settings = app.draft.settings
@@ -119,11 +124,10 @@ async def test_model_default_preset_follows_the_checkpoints_sampling(make_app, z
     from storyterm.config import PRESET_FIELDS
     from storyterm.engine.settings import PRESETS
 
-    path = model_zoo.plain_llama(zoo / "sampling-file", generation={
-        "do_sample": True, "temperature": 0.6, "top_k": 11, "repetition_penalty": 1.2})
     config_path = tmp_path / "writer.toml"
-    config_path.write_text("[settings]\nmax_new_tokens = 12\n")
-    app = make_app(spec=ModelSpec(str(path)), config_path=config_path)
+    app = app_with_checkpoint_file(make_app, zoo / "sampling-file", {
+        "do_sample": True, "temperature": 0.6, "top_k": 11, "repetition_penalty": 1.2}, config_path,
+        "max_new_tokens = 12\n")
     async with app.run_test(size=SIZE) as pilot:
         await ready(app, pilot)
         preset = app.panel.query_one("#preset", Select)
