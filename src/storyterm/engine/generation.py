@@ -29,6 +29,7 @@ from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_
                       grace_tokens, plan_start)
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genre_token
 from .prompt_builder import PreparedPrompt, PromptBuilder
+from .sampling import move_warpers
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
 from .token_probs import TokenInfo, TokenTexts, align_tokens, row_token_probs, token_spans, validate_token_probs
@@ -219,6 +220,7 @@ class _Run:
     stops: tuple[str, ...] = ()  # stop sequences: the streamed and final texts end before the first one
     banned: tuple[str, ...] = ()  # banned words
     token_probs: int = 0  # top candidates per token to report (0: no probabilities)
+    warpers: list[Any] = field(default_factory=list)  # temperature, top-k, top-p: last, as in generate
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -574,7 +576,7 @@ class StoryEngine(EngineBase):
                     ),
                     logits_processor=LogitsProcessorList(
                         [*run.logits_processor, *self._word_guard.processors(word_guard),
-                         *self._banned_words.processors(run.banned, self._eos_ids)]
+                         *self._banned_words.processors(run.banned, self._eos_ids), *run.warpers]
                     ),
                     **cache_kwargs,
                 )
