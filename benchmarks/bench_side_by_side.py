@@ -70,6 +70,7 @@ def find_converter(llama_bench: Path) -> Path | None:
 
 # The converter refuses BPE tokenizers whose pre-tokenizer it does not know by hash (our random checkpoints' are
 # built in-process); for a speed test the GPT-2 byte-level rules are right, so unknown ones are written as those.
+# A Llama checkpoint without tokenizer.model must not need the sentencepiece package.
 _CONVERT = """
 import runpy, sys
 root = sys.argv.pop(1)
@@ -82,6 +83,11 @@ def lenient(self, tokenizer):
     except NotImplementedError:
         return "gpt-2"
 base.TextModel.get_vocab_base_pre = lenient
+def no_sentencepiece(self, *args, **kwargs):  # Llama tries it first; without the package it fails, not falls back
+    raise FileNotFoundError("no tokenizer.model")
+import os
+if not os.path.isfile(os.path.join(sys.argv[1], "tokenizer.model")):
+    base.TextModel._set_vocab_sentencepiece = no_sentencepiece
 sys.argv[0] = root + "/convert_hf_to_gguf.py"
 runpy.run_path(sys.argv[0], run_name="__main__")
 """

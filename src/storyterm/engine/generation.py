@@ -220,7 +220,6 @@ class _Run:
     stops: tuple[str, ...] = ()  # stop sequences: the streamed and final texts end before the first one
     banned: tuple[str, ...] = ()  # banned words
     token_probs: int = 0  # top candidates per token to report (0: no probabilities)
-    warpers: list[Any] = field(default_factory=list)  # temperature, top-k, top-p: last, as in generate
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -564,6 +563,7 @@ class StoryEngine(EngineBase):
                 )
                 cache_kwargs["cache"] = cache
             input_ids = torch.tensor([prepared.input_ids], dtype=torch.long, device=self.loaded.device)
+            config, warpers = move_warpers(config)  # top-p over top-k's survivors only (engine/sampling.py)
             with torch.inference_mode():
                 sequences = model.generate(
                     input_ids=input_ids,
@@ -576,7 +576,7 @@ class StoryEngine(EngineBase):
                     ),
                     logits_processor=LogitsProcessorList(
                         [*run.logits_processor, *self._word_guard.processors(word_guard),
-                         *self._banned_words.processors(run.banned, self._eos_ids), *run.warpers]
+                         *self._banned_words.processors(run.banned, self._eos_ids), *warpers]
                     ),
                     **cache_kwargs,
                 )
