@@ -207,10 +207,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as error:  # noqa: BLE001
                 log(f"  perplexity {variant}: failed: {error}")
     reference = ppl.get("fp32")
+    shape = "GPT-2 124M shape" if not args.checkpoint else f"{args.checkpoint.name} ({_parameters(checkpoint)} parameters)"
     fp32_ms = statistics.median(times["fp32"]) if times.get("fp32") else None
     lines = ["## Decode kernels: 8-bit and 4-bit weights on this CPU (issue 17)", "",
              f"`python benchmarks/bench_int8_kernels.py --runs {args.runs} --new-tokens {args.new_tokens} --threads "
-             f"{args.threads}{' --compile' if args.compile else ''}` — GPT-2 124M shape, random weights: single-token "
+             f"{args.threads}{' --compile' if args.compile else ''}` — {shape}, random weights: single-token "
              "forward calls over a static KV cache (no sampling), median of interleaved runs (min–max); perplexity: "
              f"built-in model on {eval_file or 'no held-out file'}.", ""]
     lines += machine_lines("cpu") + [f"- load average before / after: {load_before} / "
@@ -234,6 +235,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
     log(f"written to {args.output}")
     return 0
+
+
+def _parameters(checkpoint: Path) -> str:
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(checkpoint))
+    return f"{sum(p.numel() for p in model.parameters()) / 1e6:.0f} M"
 
 
 if __name__ == "__main__":

@@ -52,8 +52,10 @@ HOW_TO_BUILD = (
 
 
 def find_llama_bench(option: str | None) -> Path | None:
-    for candidate in (option, os.environ.get("LLAMA_BENCH"), SHARED_LLAMA_CPP / "build" / "bin" / "llama-bench",
-                      shutil.which("llama-bench")):
+    """The binary the option or $LLAMA_BENCH names (only that one, when given), else the shared build, else PATH."""
+    named = option or os.environ.get("LLAMA_BENCH")
+    candidates = [named] if named else [SHARED_LLAMA_CPP / "build" / "bin" / "llama-bench", shutil.which("llama-bench")]
+    for candidate in candidates:
         if candidate and Path(candidate).is_file() and os.access(candidate, os.X_OK):
             return Path(candidate)
     return None
@@ -285,7 +287,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     binary = find_llama_bench(args.llama_bench)
     if binary is None:
-        print(HOW_TO_BUILD, file=sys.stderr)
+        named = args.llama_bench or os.environ.get("LLAMA_BENCH")
+        print(f"no executable llama-bench at {named}" if named else HOW_TO_BUILD, file=sys.stderr)
         return 2
     converter = find_converter(binary)
     if converter is None:

@@ -2,6 +2,7 @@
 peak memory. One command; prints markdown tables and writes them to ``benchmarks/results/speed-<device>.md``.
 
     python benchmarks/bench_speed.py [--runs 5] [--new-tokens 100] [--device cpu|cuda] [--eval-file FILE]
+    python benchmarks/bench_speed.py --side-by-side [options]   # vs llama.cpp: see bench_side_by_side.py
 
 Models: a GPT-2-124M-shaped checkpoint with random weights (built by ``bench_generation.build_checkpoint``; speed
 only: its perplexity means nothing) and the built-in model (speed and perplexity on held-out text,
@@ -495,6 +496,11 @@ def gpu_paths() -> list[Variant]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if "--side-by-side" in argv:  # storyterm vs llama.cpp (issue 17): its own script and options
+        from bench_side_by_side import main as side_by_side
+
+        return side_by_side([arg for arg in argv if arg != "--side-by-side"])
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=100)
