@@ -130,7 +130,7 @@ def decode_loop(model: torch.nn.Module, new_tokens: int, compile_mode: str | Non
     from transformers import StaticCache
 
     step = torch.compile(model.__call__, mode=compile_mode, fullgraph=True) if compile_mode else model.__call__
-    prompt = torch.randint(0, 1000, (1, 20))
+    prompt = torch.randint(0, min(1000, model.config.vocab_size), (1, 20))
 
     def run() -> float:
         with torch.inference_mode():
