@@ -17,7 +17,7 @@ import time
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
-from .generation import EngineBase, GenerationRequest, GenerationStream, _Run
+from .engine_base import EngineBase, GenerationRequest, GenerationStream, _Run
 from .passage import SentenceStop
 from .prompt_builder import PreparedPrompt
 from .settings import SamplerSettings
