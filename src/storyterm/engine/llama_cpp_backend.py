@@ -3,21 +3,25 @@ same engine interface as transformers models.
 
 What is shared with StoryEngine (``generation.EngineBase``): the prompt (header or genre in words, memory,
 lorebook, author's note, instruct mode through the file's chat template, smart context trimming), the spacing rule,
-sentence trimming, stop sequences, banned words, cancel and alternatives. transformers' logits processors run inside
-llama.cpp's sampler (``_TorchLogits``), so the first-token mask, the repetition penalty that spares Memory and the
-banned words behave as on the torch engine. llama.cpp keeps the previous passage's KV cache and reuses the prompt's
-common prefix by itself. Alternatives are drawn one after another (alternative 0 streams). Token probabilities
-come from the logits llama.cpp hands to those processors. Not offered: the word guard (a GGUF file ships no
-words.txt) and ``--dtype`` (a GGUF file carries its own weight type: ``gguf_loading.py`` refuses all but auto).
+sentence trimming, stop sequences, banned words, cancel and alternatives. The decode loop is storyterm's own, on
+llama-cpp-python's low-level API: it reuses the KV cache's common prefix with the previous passage, decodes one
+token at a time and samples with llama.cpp's native sampler chain (``llama_cpp_sampling.py``: the suppressed tokens,
+the repetition penalty that spares Memory, temperature, top-k/p, min-p, typical-p, a seeded draw); the first-token
+mask, banned words of several tokens and the word guard (when the model has a word list) run as transformers'
+processors only on the steps where they can act, so the passage is the torch engine's. Alternatives are drawn one
+after another (alternative 0 streams). Token probabilities: each step's logits are copied out and, after the
+passage, put through the same processors in Python. ``--dtype`` does not apply (a GGUF file carries its own weight
+type: ``gguf_loading.py`` refuses all but auto).
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from .engine_base import EngineBase, GenerationRequest, GenerationStream, _Run
+from .llama_cpp_sampling import NativeSampler, StepHooks, split_banned, split_passage_hooks
 from .passage import SentenceStop
 from .prompt_builder import PreparedPrompt
 from .settings import SamplerSettings
@@ -50,40 +54,6 @@ def _sampling_warpers(settings: SamplerSettings) -> list[Any]:
     return warpers
 
 
-class _TorchLogits:
-    """llama-cpp-python's ``logits_processor`` (numpy ids and logits) running transformers' LogitsProcessors, which
-    expect a batch: the logits are copied (llama.cpp hands a strided view of its candidates) and given back.
-
-    llama.cpp calls it from C, where an exception would only be printed: the first one is kept in ``error`` (the
-    logits pass unchanged) and the generation loop raises it. With ``record``, every step's logits before and after
-    the processors are kept in ``steps`` (the token probabilities are computed from them afterwards)."""
-
-    def __init__(self, processors: list[Any], *, record: bool = False):
-        self.processors = processors
-        self.error: BaseException | None = None
-        self.record = record
-        self.steps: list[tuple[Any, Any]] = []
-
-    def __call__(self, input_ids: Any, scores: Any) -> Any:
-        import numpy as np
-        import torch
-
-        if self.error is not None:
-            return scores
-        try:
-            ids = torch.from_numpy(np.asarray(input_ids, dtype=np.int64))[None]
-            logits = torch.from_numpy(np.array(scores, dtype=np.float32))[None]
-            raw = logits.clone() if self.record else None
-            for processor in self.processors:
-                logits = processor(ids, logits)
-            if self.record:
-                self.steps.append((raw, logits.clone()))
-            return logits[0].numpy()
-        except Exception as error:  # noqa: BLE001 - raised by the generation loop
-            self.error = error
-            return scores
-
-
 class LlamaCppEngine(EngineBase):
     """Runs generations for one loaded GGUF model with llama.cpp, one at a time."""
 
@@ -104,7 +74,10 @@ class LlamaCppEngine(EngineBase):
         seed = self._draw_seed(request.settings)
         return self._start(request, prepared, self._generate_in_thread, prepared, seed)
 
-    def _processors(self, run: _Run, prepared: PreparedPrompt) -> _TorchLogits | None:
+    def _python_processors(self, run: _Run, prepared: PreparedPrompt, guard: list[Any]) -> list[Any]:
+        """Every processor as a Python list, in the torch engine's order (the suppressed tokens before the word
+        guard, which undoes its own mask when it would leave nothing): what runs at every step when the word guard
+        is on, and what the token probabilities are computed with."""
         from transformers import RepetitionPenaltyLogitsProcessor, SuppressTokensLogitsProcessor
 
         processors = list(run.logits_processor)
@@ -113,14 +86,25 @@ class LlamaCppEngine(EngineBase):
             processors.append(RepetitionPenaltyLogitsProcessor(penalty))  # the torch engine leaves it to generate
         if self._suppressed:
             processors.append(SuppressTokensLogitsProcessor(self._suppressed))
-        processors += list(self._banned_words.processors(run.banned, self._eos_ids))
-        return _TorchLogits(processors, record=bool(run.token_probs)) if processors or run.token_probs else None
+        return processors + guard + list(self._banned_words.processors(run.banned, self._eos_ids))
+
+    def _plan(self, run: _Run, prepared: PreparedPrompt) -> _Plan:
+        """Which processors run where: natively in llama.cpp's chain, or in Python on the steps that need them."""
+        guard = list(self._word_guard.processors(run.settings.word_guard))
+        python = self._python_processors(run, prepared, guard)
+        if guard:
+            return _Plan(StepHooks(every_step=python), python, native_penalty=False, banned_ids=[])
+        first, others, _penalty = split_passage_hooks(run.logits_processor)
+        sequences = self._banned_words.bad_words_ids(run.banned) if run.banned else []
+        single, multi = split_banned(sequences, self._eos_ids)
+        hooks = StepHooks(first=first, always=others, multi_banned=multi, eos_ids=self._eos_ids)
+        return _Plan(hooks, python, native_penalty=True, banned_ids=[*self._suppressed, *single])
 
     def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, seed: int | None) -> None:
         started = time.perf_counter()
         try:
             settings = run.settings
-            processors = self._processors(run, prepared)
+            plan = self._plan(run, prepared)
             limit = self.passage_token_limit(settings, len(prepared.input_ids))
             if self._read_afresh or not self._smart_context:
                 self._llama.reset()
@@ -133,11 +117,10 @@ class LlamaCppEngine(EngineBase):
                     sentence_stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids),
                                                  settings.max_new_tokens, run.anchor)
                 row_seed = None if seed is None else (seed + index) % 2**32
-                rows.append(self._sample_row(run, prepared, limit, processors, sentence_stop, row_seed,
-                                             stream=index == 0))
-                if processors is not None:
-                    steps.append(processors.steps)
-                    processors.steps = []
+                row, row_steps = self._sample_row(run, prepared, limit, plan, sentence_stop, row_seed,
+                                                  stream=index == 0)
+                rows.append(row)
+                steps.append(row_steps)
                 if sentence_stop is not None and sentence_stop.stopped_rows:
                     grace_rows.add(index)
                 if index == 0:
@@ -150,7 +133,7 @@ class LlamaCppEngine(EngineBase):
             run.result = self._build_result(run, prepared, rows, elapsed, started, seed, cached)
             if run.token_probs:
                 run.result = replace(run.result, tokens=tuple(
-                    self._row_tokens(run, row, row_steps, text)
+                    self._row_tokens(run, row, self._processed_steps(plan, prepared, row, row_steps), text)
                     for row, row_steps, text in zip(rows, steps, run.result.texts)))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             self._read_afresh = True
@@ -159,6 +142,24 @@ class LlamaCppEngine(EngineBase):
             run.streamer.close()
             self._lock.release()
             run.finished.set()
+
+    @staticmethod
+    def _processed_steps(plan: _Plan, prepared: PreparedPrompt, row: list[int], steps: list[tuple[Any, Any]]
+                         ) -> list[tuple[Any, Any]]:
+        """Each step's (model logits, logits after the processors). Where the processors ran natively, they are
+        applied now to the recorded logits, as Python processors, with the ids that preceded each step."""
+        import torch
+
+        if plan.hooks.full_python:
+            return steps
+        prompt, done = list(prepared.input_ids), []
+        for step, (raw, _none) in enumerate(steps):
+            ids = torch.tensor([prompt + row[:step]], dtype=torch.long)
+            scores = raw
+            for processor in plan.python:
+                scores = processor(ids, scores)
+            done.append((raw, scores))
+        return done
 
     def _row_tokens(self, run: _Run, row: list[int], steps: list[tuple[Any, Any]], text: str
                     ) -> tuple[TokenInfo, ...] | None:
@@ -189,40 +190,74 @@ class LlamaCppEngine(EngineBase):
             count += 1
         return count
 
-    def _sample_row(self, run: _Run, prepared: PreparedPrompt, limit: int, processors: _TorchLogits | None,
-                    sentence_stop: SentenceStop | None, seed: int | None, *, stream: bool) -> list[int]:
-        """One alternative's new token ids (its end token included), streamed to the live view when ``stream``."""
+    def _sample_row(self, run: _Run, prepared: PreparedPrompt, limit: int, plan: _Plan,
+                    sentence_stop: SentenceStop | None, seed: int | None, *, stream: bool
+                    ) -> tuple[list[int], list[tuple[Any, Any]]]:
+        """One alternative's new token ids (its end token included), streamed to the live view when ``stream``,
+        and with token probabilities asked for, each step's (model logits, processed logits or None)."""
+        import llama_cpp
         import numpy as np
         import torch
 
-        settings = run.settings
-        prompt = prepared.input_ids
-        if seed is not None:
-            self._llama.set_seed(seed)
-        sampling: dict[str, Any] = {"temp": 0.0}  # greedy
-        if settings.do_sample:
-            sampling = {"temp": settings.temperature, "top_k": settings.top_k, "top_p": settings.top_p,
-                        "min_p": settings.min_p, "typical_p": settings.typical_p}
+        settings, llama = run.settings, self._llama
+        prompt = list(prepared.input_ids)
+        before_story = prepared.header_tokens + prepared.lorebook_tokens
+        history = prompt[before_story:] if plan.native_penalty else None
+        sampler = NativeSampler(llama_cpp, llama.n_vocab(), settings, seed, banned_ids=plan.banned_ids,
+                                penalty_history=history, window=len(prompt) + limit)
         criteria = [*([sentence_stop] if sentence_stop else []), *self._stop_criteria(run, len(prompt))]
         ids = torch.zeros((1, len(prompt) + limit), dtype=torch.long)  # the criteria read a growing view of it
         ids[0, : len(prompt)] = torch.tensor(prompt)
         if stream:
             run.streamer.put(np.array([prompt]))
+        record, n_vocab = bool(run.token_probs), llama.n_vocab()
         new: list[int] = []
-        tokens = self._llama.generate(prompt, repeat_penalty=1.0, logits_processor=[processors] if processors else None,
-                                      **sampling)
+        sequence = list(prompt)  # prompt and new tokens, for the hooks' prefix checks
+        steps: list[tuple[Any, Any]] = []
         try:
-            for token in tokens:
-                new.append(int(token))
+            self._read_prompt(prompt)
+            while True:
+                length = len(sequence)
+                active = plan.hooks.active(len(new), sequence)
+                if active or record:
+                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(n_vocab,))
+                    raw = scores = torch.from_numpy(logits.copy())[None] if record else None
+                    if active:
+                        scores = torch.from_numpy(logits)[None]
+                        for processor in active:
+                            scores = processor(ids[:, :length], scores)
+                        logits[:] = scores[0].numpy()  # llama.cpp's chain samples from its own logits buffer
+                    if record:
+                        steps.append((raw, scores.clone() if plan.hooks.full_python else None))
+                token = sampler.sample(llama.ctx)
+                new.append(token)
+                sequence.append(token)
                 if stream:
                     run.streamer.put(np.array([token]))
-                length = len(prompt) + len(new)
-                ids[0, length - 1] = int(token)
+                ids[0, length] = token
                 if (token in self._eos_ids or len(new) >= limit or run.cancelled.is_set()
-                        or any(bool(c(ids[:, :length], None)[0]) for c in criteria)):
+                        or any(bool(c(ids[:, : length + 1], None)[0]) for c in criteria)):
                     break
+                llama.eval([token])
         finally:
-            tokens.close()
-        if processors is not None and processors.error is not None:
-            raise processors.error
-        return new
+            sampler.close()
+        return new, steps
+
+    def _read_prompt(self, prompt: list[int]) -> None:
+        """Decode the prompt, reusing the KV cache's common prefix (at least the last token is read again: its
+        logits are the first step's)."""
+        llama = self._llama
+        reuse = self._cached_prefix(prompt)
+        if reuse and not llama._ctx.kv_cache_seq_rm(-1, reuse, -1):
+            reuse = 0  # this model's cache cannot be cut back: read it all
+            llama.reset()
+        llama.n_tokens = reuse
+        llama.eval(prompt[reuse:])
+
+
+@dataclass
+class _Plan:
+    hooks: StepHooks  # the Python processors and the steps they run on
+    python: list[Any]  # every processor as Python, in order (token probabilities are computed with them)
+    native_penalty: bool  # the repetition penalty runs in llama.cpp's chain
+    banned_ids: list[int]  # ids the chain never samples (suppressed, banned words of one token)
