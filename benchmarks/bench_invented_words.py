@@ -37,7 +37,6 @@ from storyterm.engine.prompt import parse_training_line  # noqa: E402
 from storyterm.engine.words import (  # noqa: E402
     WORD,
     capitalised_invented_rate,
-    checkpoint_known_words,
     invented_word_rate,
     read_known_words,
     repeated_word_share,
@@ -186,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from storyterm.engine.loading import ModelSpec, load_model
 
     loaded = load_model(ModelSpec(args.checkpoint, device=args.device, dtype=args.dtype))
-    known = read_known_words(args.known_words) if args.known_words else checkpoint_known_words(loaded.path)
+    known = read_known_words(args.known_words) if args.known_words else (loaded.known_words or (lambda: None))()
     if not known:
         print("error: no known words: the checkpoint has no words.txt; pass --known-words FILE", file=sys.stderr)
         return 2

@@ -340,6 +340,28 @@ def test_generate_with_min_p_typical_p_and_no_word_guard(capsys, tiny_checkpoint
     assert json.loads(out)["texts"]
 
 
+def test_word_guard_needs_a_word_list(capsys, tmp_path: Path, tiny_checkpoint: Path) -> None:
+    """A model without words.txt: --word-guard is refused in one line; without the flag the JSON says it was off.
+    With a word list, the guard is on by default."""
+    import shutil
+
+    from storyterm.engine.words import write_known_words
+
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "drama", "-p", "The man",
+                         "--word-guard", "--max-new-tokens", "4")
+    assert code == cli.EXIT_USAGE and out == ""
+    assert_one_line_error(err, "--word-guard", "has no word list")
+    flags = ("--genre", "drama", "-p", "The man", "--seed", "3", "--max-new-tokens", "4", "--json")
+    code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), *flags)
+    assert code == 0, err
+    assert json.loads(out)["settings"]["word_guard"] is False
+    guarded = shutil.copytree(tiny_checkpoint, tmp_path / "guarded")
+    write_known_words(guarded, ["the", "man", "walks"])
+    code, out, err = run(capsys, "generate", "--model", str(guarded), *flags)
+    assert code == 0, err
+    assert json.loads(out)["settings"]["word_guard"] is True
+
+
 # -- passage boundaries -----------------------------------------------------------------------------------------------
 
 

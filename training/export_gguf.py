@@ -6,7 +6,8 @@ llama.cpp's own ``convert_hf_to_gguf.py`` recognises a BPE tokenizer by hashing 
 refuses one trained from scratch, as storyterm's are. Those are byte-level BPE with GPT-2's split rule (``gpt-2``
 in llama.cpp), so this writes the file directly with the ``gguf`` package (``pip install gguf``): GPT-2's tensors
 under llama.cpp's names, the vocabulary with its merges, and the special tokens (``<BOS>``, ``<EOS>``, the genre
-tokens) as control tokens, so ``storyterm --model OUT.gguf`` keeps the checkpoint's genres.
+tokens) as control tokens, so ``storyterm --model OUT.gguf`` keeps the checkpoint's genres, its sampling defaults
+(``general.sampling.*``) and its word list (``words.txt`` as ``storyterm.words``: the word guard works on the file).
 """
 
 from __future__ import annotations
@@ -50,6 +51,7 @@ def export_gguf(checkpoint: Path | str, out: Path | str, outtype: str = "f32") -
                           "q8_0": gguf.LlamaFileType.MOSTLY_Q8_0}[outtype])
     _add_vocabulary(writer, tokenizer, hp.vocab_size)
     _add_sampling(writer, checkpoint)
+    _add_known_words(writer, checkpoint)
     for name, tensor in _gguf_tensors(model.state_dict(), hp.n_layer):
         _add_tensor(writer, name, tensor, outtype)
     writer.write_header_to_file()
@@ -108,6 +110,18 @@ def _add_sampling(writer: Any, checkpoint: Path) -> None:
                         ("repetition_penalty", writer.add_sampling_penalty_repeat)):
         if isinstance(config.get(key), (int, float)):
             setter(config[key])
+
+
+def _add_known_words(writer: Any, checkpoint: Path) -> None:
+    """words.txt as one string: llama.cpp hands a file's string values to storyterm, never its arrays."""
+    from storyterm.engine.words import GGUF_WORDS_KEY, WORDS_FILE
+
+    try:
+        text = (checkpoint / WORDS_FILE).read_text(encoding="utf-8")
+    except OSError:
+        return  # a checkpoint without a word list: so is its GGUF file
+    if text.strip():
+        writer.add_string(GGUF_WORDS_KEY, text)
 
 
 def _gguf_tensors(state: dict[str, Any], n_layer: int):

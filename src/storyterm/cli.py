@@ -13,6 +13,7 @@ import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -108,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     sampling.add_argument("--typical-p", type=float, metavar="P", help="locally typical sampling mass (1 = off)")
     sampling.add_argument("--word-guard", action=argparse.BooleanOptionalAction, default=None,
                           help="keep lower-case and capitalised words to spellings of the training text or the "
-                               "prompt (models with words.txt, e.g. the built-in one; on by default)")
+                               "prompt (models with a word list: words.txt, or a GGUF file exported by storyterm; on by "
+                               "default for them)")
     sampling.add_argument("--repetition-penalty", type=float, metavar="X")
     mode = sampling.add_mutually_exclusive_group()
     mode.add_argument("--greedy", action="store_true", help="no sampling: always the most likely token")
@@ -401,6 +403,11 @@ def run_generate(args: argparse.Namespace) -> int:
         instruct = loaded.has_chat_template
     genre = _check_genre(args, loaded, config.word_genres)
     settings = sampler_settings(args, loaded.checkpoint_settings)
+    if not loaded.has_word_list:
+        if args.word_guard:
+            raise UsageError(f"--word-guard: model {loaded.name} has no word list (words.txt), so there is nothing "
+                             "to check spellings against; drop --word-guard")
+        settings = replace(settings, word_guard=False)  # what --json reports is what ran
     engine = open_engine(loaded)
     story = _read_story(args, genre, instruct=instruct)
     request = GenerationRequest(genre=genre, story=story, memory=args.memory, settings=settings,

@@ -199,7 +199,7 @@ def test_a_token_swap_rewrites_the_passage_from_there(engine) -> None:
 
 
 def test_refusals_are_one_line(engine) -> None:
-    assert not engine.word_guard_available  # a GGUF file ships no words.txt: the switch has no effect
+    assert not engine.word_guard_available  # this file has no word list: the switch has no effect
     with pytest.raises(UnknownGenreError, match="unknown genre 'elves'"):
         engine.validate(GenerationRequest("elves", "The", settings=GREEDY))
     with pytest.raises(SettingsError, match="no chat template"):
@@ -224,6 +224,35 @@ def test_a_storyterm_checkpoint_keeps_its_genre_tokens_and_sampling(tmp_path: Pa
     assert engine.prompt_text(request) == "<BOS> <horror> The ghost"
     result = engine.generate(request)
     assert "<" not in result.text  # genre, BOS and PAD tokens are never sampled
+
+
+def test_the_word_list_travels_in_the_file_and_guards_as_on_the_torch_engine(tmp_path: Path) -> None:
+    from storyterm.engine.words import GGUF_WORDS_KEY, invented_word_rate, words_in, write_known_words
+    from tests.conftest import TINY_CORPUS, build_tiny_checkpoint
+    from training.export_gguf import export_gguf
+
+    checkpoint = build_tiny_checkpoint(tmp_path / "checkpoint", genres=None)
+    known = {w.lower() for line in TINY_CORPUS[:4] for w in words_in(line)}
+    write_known_words(checkpoint, known)
+    loaded = load_model(ModelSpec(str(export_gguf(checkpoint, tmp_path / "guarded.gguf"))))
+    assert loaded.has_word_list and loaded.known_words() == known
+    assert GGUF_WORDS_KEY in loaded.model.metadata
+    ours, theirs = open_engine(loaded), StoryEngine(load_model(ModelSpec(str(checkpoint), device="cpu",
+                                                                          dtype="fp32")))
+    assert ours.word_guard_available and theirs.word_guard_available
+    invented = {True: [], False: []}
+    for seed in range(6):
+        for guard in (True, False):
+            settings = SamplerSettings(max_new_tokens=24, seed=seed, temperature=1.5, top_k=0, top_p=1.0,
+                                       word_guard=guard, trim_sentences=False)
+            text = ours.generate(GenerationRequest(None, "The man walks", settings=settings)).text
+            complete = " ".join(words_in(text)[:-1])  # the last word may be cut by the token limit
+            invented[guard] += invented_word_rate([complete], known).invented_words.elements()
+    assert invented[True] == [] and invented[False] != []  # the random model makes words up when unguarded
+    # Greedy, guarded: the same passage as the torch engine on the same weights and word list.
+    greedy = SamplerSettings(max_new_tokens=24, do_sample=False, word_guard=True)
+    request = GenerationRequest(None, "The man walks", settings=greedy)
+    assert ours.generate(request).texts == theirs.generate(request).texts
 
 
 CHAT_TEMPLATE = ("{% for m in messages %}<BOS>{{ m['role'] }}\n{{ m['content'] }}<EOS>\n{% endfor %}"

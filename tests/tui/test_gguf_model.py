@@ -34,6 +34,8 @@ async def test_a_gguf_model_streams_into_the_editor(make_app, tiny_gguf: Path) -
         assert app.loaded is not None and app.loaded.name == tiny_gguf.name
         assert str(app.picker.query_one("#genre-title").render()) == "Genre (in words)"
         assert app.status.info.dtype == "f32"
+        # This file has no word list: the guard's switch does not pretend to work
+        assert app.panel.query_one("#word_guard").disabled and app.panel.query_one("#word_guard-note").display
         genres = app.picker.query_one("#genres")
         genres.highlighted = list(DEFAULT_WORD_GENRES).index("horror")
         await pilot.pause()

@@ -133,6 +133,29 @@ async def test_panel_word_guard_switch_and_min_p_typical_p_fields() -> None:
         assert panel.query_one("#word_guard").value is True and panel.query_one("#min_p").value == "0.0"
 
 
+async def test_panel_word_guard_switch_without_a_word_list_is_off_disabled_and_says_why() -> None:
+    app = PanelApp()
+    async with app.run_test(size=(60, 40)) as pilot:
+        panel = app.query_one(ParameterPanel)
+        switch, note = panel.query_one("#word_guard"), panel.query_one("#word_guard-note")
+        assert not note.display
+        panel.set_word_list(False)
+        await pilot.pause()
+        assert switch.disabled and switch.value is False
+        assert note.display and str(note.render()) == "Off: this model has no word list (words.txt)"
+        await pilot.click("#word_guard")
+        panel.query_one("#min_p").value = "0.05"
+        await pilot.pause()
+        # The writer's choice is kept (not pretended off) for the next model that has a list.
+        assert app.changes[-1] == SamplerSettings(min_p=0.05) and switch.value is False
+        panel.set_settings(SamplerSettings(word_guard=True))
+        await pilot.pause()
+        assert switch.value is False
+        panel.set_word_list(True)
+        await pilot.pause()
+        assert not switch.disabled and switch.value is True and not note.display
+
+
 class PickerApp(App[None]):
     def compose(self) -> ComposeResult:
         yield GenrePicker(id="picker")

@@ -265,12 +265,13 @@ class EngineBase:
         self._pad_id = pad_id if pad_id is not None else self._eos_id
         self._suppressed = [i for i in suppressed_token_ids(tokenizer, loaded.genres) if i not in self._eos_ids]
         self._token_surfaces: TokenSurfaces | None = None  # built on the first generation (one batch decode)
-        self._word_guard = CheckpointWordGuard(tokenizer, loaded.path)
+        self._word_guard = CheckpointWordGuard(tokenizer, loaded.known_words)
         self._banned_words = BannedWords(tokenizer)
 
     @property
     def word_guard_available(self) -> bool:
-        """True when the checkpoint ships words.txt, so ``SamplerSettings.word_guard`` has an effect."""
+        """True when the model has a word list (``LoadedModel.known_words``), so ``SamplerSettings.word_guard`` has an
+        effect."""
         return self._word_guard.available
 
     def forget_context(self) -> None:
@@ -387,6 +388,7 @@ class EngineBase:
         # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
         kind = START if instruct else plan.kind
         run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
+        run.logits_processor.extend(self._word_guard.processors(request.settings.word_guard))  # every backend's
         run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
         run.token_probs = request.token_probs
         return run

@@ -79,6 +79,7 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
     from .genres import token_genres
     from .gguf_tokenizer import GGUFTokenizer
     from .loading import LoadedModel
+    from .words import gguf_words_reader
 
     progress = on_progress or (lambda _message: None)
     path = Path(spec.source.strip()).expanduser()
@@ -131,6 +132,7 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
         generation_defaults=resolve_settings({}, checkpoint),
         path=path,
         checkpoint_settings=checkpoint,
+        known_words=gguf_words_reader(metadata),  # a storyterm export carries its words.txt
     )
 
 

@@ -23,6 +23,7 @@ from .fast_paths import apply_cpu_threads, is_int8, quantize_int8, weight_load_d
 from .genres import token_genres
 from .instruct import has_chat_template
 from .settings import SamplerSettings
+from .words import checkpoint_words_reader
 
 if TYPE_CHECKING:
     import torch
@@ -61,6 +62,13 @@ class LoadedModel:
     path: Path | None = None  # the directory the files were read from
     # What the checkpoint's generation_config.json sets (engine/checkpoint_defaults.py): fills what the writer left unset
     checkpoint_settings: dict[str, Any] = field(default_factory=dict)
+    # Reads the word list the word guard spells by (engine/words.py); None: the model has none, the guard is off
+    known_words: Callable[[], frozenset[str] | None] | None = None
+
+    @property
+    def has_word_list(self) -> bool:
+        """The word guard can work: the checkpoint ships words.txt (a GGUF export: its storyterm.words)."""
+        return self.known_words is not None
 
     @property
     def free_mode(self) -> bool:
@@ -144,6 +152,7 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
         generation_defaults=resolve_settings({}, checkpoint := checkpoint_values(directory)),
         path=directory,
         checkpoint_settings=checkpoint,
+        known_words=checkpoint_words_reader(directory),
     )
 
 

@@ -29,8 +29,7 @@ one ``masked_fill``.
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterable
-from pathlib import Path
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import torch
@@ -49,7 +48,7 @@ from .word_tokens import (
     token_bytes,
     token_texts,
 )
-from .words import WORD, WORDS_FILE, checkpoint_known_words
+from .words import WORD
 
 __all__ = ["CheckpointWordGuard", "PromptWords", "WordGuard", "WordGuardProcessor", "token_bytes", "token_texts"]
 
@@ -437,26 +436,46 @@ class WordGuardProcessor(LogitsProcessor):
 
 
 class CheckpointWordGuard:
-    """The engine's handle on a checkpoint's guard: ``available`` when it ships ``words.txt``; the WordGuard is
-    built on first use (about half a second for a 4 k vocabulary and 27 k words), in the generation thread."""
+    """The engine's handle on a model's guard: ``available`` when the model has a word list (``LoadedModel.
+    known_words``: a checkpoint's words.txt, a GGUF export's metadata). The list is read and the WordGuard built on
+    the first guarded step (about half a second for a 4 k vocabulary and 27 k words), in the generation thread."""
 
-    def __init__(self, tokenizer: Any, checkpoint_dir: Any):
+    def __init__(self, tokenizer: Any, known_words: Callable[[], frozenset[str] | None] | None):
         self._tokenizer = tokenizer
-        self._dir = checkpoint_dir
-        self._known: frozenset[str] | None = None
+        self._read = known_words
         self._guard: WordGuard | None = None
         self._lock = threading.Lock()
-        self.available = checkpoint_dir is not None and (Path(checkpoint_dir) / WORDS_FILE).is_file()
+        self.available = known_words is not None
 
     def processors(self, wanted: bool) -> LogitsProcessorList:
-        """A list with the guard's processor when ``wanted`` and the checkpoint has known words, else empty."""
+        """A list with the guard's processor when ``wanted`` and the model has known words, else empty."""
         if not (wanted and self.available):
             return LogitsProcessorList()
+        return LogitsProcessorList([_FirstUseGuard(self)])
+
+    def guard(self) -> WordGuard | None:
+        """The WordGuard, built on first use; None when the word list turned out unreadable or empty."""
         with self._lock:
-            if self._guard is None:
-                known = checkpoint_known_words(self._dir)
+            if self._guard is None and self.available:
+                known = self._read() if self._read is not None else None
                 if not known:
                     self.available = False
-                    return LogitsProcessorList()
+                    return None
                 self._guard = WordGuard(self._tokenizer, known)
-        return LogitsProcessorList([self._guard.processor()])
+            return self._guard
+
+
+class _FirstUseGuard(LogitsProcessor):
+    """A WordGuardProcessor made on the first step, so that starting a generation never waits for the guard."""
+
+    def __init__(self, checkpoint: CheckpointWordGuard):
+        self._checkpoint = checkpoint
+        self._processor: WordGuardProcessor | None = None
+        self._unguarded = False
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if self._processor is None and not self._unguarded:
+            guard = self._checkpoint.guard()
+            self._unguarded = guard is None
+            self._processor = guard.processor() if guard is not None else None
+        return self._processor(input_ids, scores) if self._processor is not None else scores

@@ -19,18 +19,20 @@ Definitions, shared by the invented-word metric (``training.evaluate``, the samp
 
 A checkpoint may ship its known words as ``words.txt``: one lower-case word per line, sorted, UTF-8. Optional; the
 guard is only available for checkpoints that have it. Every word is kept, even one seen once (a rare word in the
-training text is still a real spelling more often than not).
+training text is still a real spelling more often than not). A checkpoint exported as GGUF
+(``training/export_gguf.py``) carries the same text in its metadata, under ``GGUF_WORDS_KEY``: one file to share.
 """
 
 from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 WORDS_FILE = "words.txt"
+GGUF_WORDS_KEY = "storyterm.words"  # a GGUF file's words.txt, as one string (llama.cpp hands arrays to nobody)
 # A run of letters: \w without digits and underscore.
 WORD = re.compile(r"[^\W\d_]+")
 
@@ -73,8 +75,27 @@ def read_known_words(path: Path) -> frozenset[str]:
     path = Path(path)
     if path.is_dir():
         path = path / WORDS_FILE
-    text = path.read_text(encoding="utf-8")
+    return parse_known_words(path.read_text(encoding="utf-8"))
+
+
+def parse_known_words(text: str) -> frozenset[str]:
+    """The words of a words file's text (one per line)."""
     return frozenset(line.strip().lower() for line in text.splitlines() if line.strip())
+
+
+def checkpoint_words_reader(directory: Path | None) -> Callable[[], frozenset[str] | None] | None:
+    """What reads a checkpoint directory's ``words.txt`` (when the guard is first used), or None without one."""
+    if directory is None or not (Path(directory) / WORDS_FILE).is_file():
+        return None
+    return lambda: checkpoint_known_words(directory)
+
+
+def gguf_words_reader(metadata: dict[str, str]) -> Callable[[], frozenset[str] | None] | None:
+    """The same for a GGUF file's metadata (``GGUF_WORDS_KEY``), or None when the file has no word list."""
+    text = metadata.get(GGUF_WORDS_KEY, "")
+    if not text.strip():
+        return None
+    return lambda: parse_known_words(text) or None
 
 
 def checkpoint_known_words(directory: Path | None) -> frozenset[str] | None:

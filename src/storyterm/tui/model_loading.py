@@ -128,6 +128,7 @@ class ModelLoading(_Base):
         """The panels follow the new model: its window, genres, instruct mode and checkpoint defaults."""
         self.panel.context_window = loaded.context_window
         self.panel._revalidate()
+        self.panel.set_word_list(loaded.has_word_list)
         self._show_genres(self.draft.genre or self.config.genre)
         self.picker.set_instruct(loaded.has_chat_template, self.instruct)
         self.panel.set_model_defaults(resolve_settings({}, loaded.checkpoint_settings)

@@ -30,8 +30,10 @@ PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetit
 # Field → label of the on/off switches.
 SWITCH_FIELDS: dict[str, str] = {"do_sample": "Sample", "word_guard": "Word guard",
                                  "trim_sentences": "End at sentence"}
+# Shown under the word guard's switch, which is off and disabled, for a model without a word list.
+NO_WORD_LIST = "Off: this model has no word list (words.txt)"
 SWITCH_TOOLTIPS = {"word_guard": "Lower-case and capitalised words only in spellings of the model's training text "
-                                 "or of your story and Memory (models that ship words.txt, such as the built-in one)",
+                                 "or of your story and Memory (models with a word list, such as the built-in one)",
                    "trim_sentences": "Finish the last sentence within a few more tokens, else cut it off"}
 
 
@@ -71,6 +73,7 @@ class ParameterPanel(VerticalScroll):
         self.settings = settings
         self.model_defaults: SamplerSettings | None = None  # the checkpoint's own sampling, when it has any
         self.context_window: int | None = None
+        self.word_list = True  # the loaded model has a word list: the word guard's switch works
         self._memory = memory
         self._loading = False
         self.error: str | None = None  # the first invalid field, in words; generation waits until it is fixed
@@ -88,8 +91,12 @@ class ParameterPanel(VerticalScroll):
         with Grid(id="fields"):  # one grid instead of a row container per field: fewer widgets to style
             for name, label in SWITCH_FIELDS.items():
                 yield Label(label, classes="field-label")
-                yield Switch(value=getattr(self.settings, name), id=name,
+                yield Switch(value=self._switch_value(name, self.settings), id=name,
                              tooltip=SWITCH_TOOLTIPS.get(name))
+                if name == "word_guard":
+                    note = Static(NO_WORD_LIST, id="word_guard-note", classes="field-note", markup=False)
+                    note.display = not self.word_list
+                    yield note
             for name, (label, kind) in NUMBER_FIELDS.items():
                 yield Label(label, classes="field-label")
                 yield Input(self._format(getattr(self.settings, name)), type=kind, id=name, compact=True,
@@ -109,7 +116,7 @@ class ParameterPanel(VerticalScroll):
             for name in NUMBER_FIELDS:
                 self.query_one(f"#{name}", Input).value = self._format(getattr(settings, name))
             for name in SWITCH_FIELDS:
-                self.query_one(f"#{name}", Switch).value = getattr(settings, name)
+                self.query_one(f"#{name}", Switch).value = self._switch_value(name, settings)
             self.query_one("#preset", Select).value = matching_preset(settings, self.model_defaults) or Select.NULL
             self._show_error(None)
         finally:
@@ -126,6 +133,19 @@ class ParameterPanel(VerticalScroll):
         finally:
             self.call_after_refresh(self._done_loading)
 
+    def set_word_list(self, available: bool) -> None:
+        """Follow the loaded model: without a word list the guard's switch shows off, disabled, and says why; the
+        writer's setting is kept for a model that has one."""
+        self.word_list = available
+        switch = self.query_one("#word_guard", Switch)
+        switch.disabled = not available
+        with switch.prevent(Switch.Changed):  # the settings do not change: nothing to validate or echo
+            switch.value = self._switch_value("word_guard", self.settings)
+        self.query_one("#word_guard-note", Static).display = not available
+
+    def _switch_value(self, name: str, settings: SamplerSettings) -> bool:
+        return bool(getattr(settings, name)) and (name != "word_guard" or self.word_list)
+
     def set_memory(self, memory: str) -> None:
         self._memory = memory
         area = self.query_one("#memory", TextArea)
@@ -140,6 +160,8 @@ class ParameterPanel(VerticalScroll):
     def read_settings(self) -> SamplerSettings:
         """The settings the fields describe; raises SettingsError naming the first bad field."""
         values: dict[str, object] = {name: self.query_one(f"#{name}", Switch).value for name in SWITCH_FIELDS}
+        if not self.word_list:  # the switch is disabled and shows off: the writer's choice stays as it was
+            values["word_guard"] = self.settings.word_guard
         for name, (_label, kind) in NUMBER_FIELDS.items():
             raw = self.query_one(f"#{name}", Input).value.strip()
             if name == "seed" and not raw:
