@@ -254,3 +254,58 @@ async def test_a_long_confirm_question_wraps_instead_of_being_cut(make_app) -> N
         assert label.size.height >= 2
         shown = " ".join(" ".join(label.render_line(y).text.split()) for y in range(label.size.height))
         assert "05:00)?" in shown and "[draft]" in shown and "(ctrl+o)." in shown
+
+
+def footer_keys(app) -> list[tuple[str, bool]]:
+    """(description, shown) of each footer key; the command palette's key is left out."""
+    from textual.widgets._footer import FooterKey
+
+    return [(key.description, bool(key.display)) for key in app.screen.query(FooterKey)
+            if not key.has_class("-command-palette")]
+
+
+@pytest.mark.parametrize("size", [(60, 20), (80, 24), (120, 40)])
+async def test_the_footer_shows_whole_keys_and_always_help(make_app, size) -> None:
+    """Textual's footer cut its keys at the right edge ("f1 He" at 60 columns with a passage pending); keys that do
+    not fit are left out whole, the least important first, and Help always stays."""
+    from textual.widgets._footer import FooterKey
+
+    from storyterm.tui.widgets.footer import StoryFooter
+
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        await type_and_generate(app, pilot, "The ghost")
+        await wait_until(pilot, lambda: app.draft.pending is not None)
+        await pilot.pause()
+        keys = footer_keys(app)
+        shown = [description for description, displayed in keys if displayed]
+        assert "Help" in shown and "Accept" in shown and "Generate" in shown
+        footer = app.query_one(StoryFooter)
+        (palette,) = footer.query(".-command-palette")
+        for key in footer.query(FooterKey):
+            if key.display and key is not palette:  # whole, left of the palette's key
+                assert key.region.width == key.render().cell_len and key.region.right <= palette.region.x
+        if size[0] >= 120:
+            assert all(displayed for _description, displayed in keys)  # a wide screen shows every key
+        if size[0] == 60:
+            assert len(shown) < len(keys)  # something had to give way, and it was not Help
+
+
+async def test_saved_toast_shows_the_file_name_and_a_short_folder_at_80_columns(make_app, tmp_path) -> None:
+    from storyterm.tui.file_notes import toast_text_width
+
+    folder = tmp_path / "a-rather-long-folder-for-the-drafts" / "drafts-of-a-nesting-writer"
+    folder.mkdir(parents=True)
+    app = make_app(draft_path=folder / "the-lighthouse-keeper.json")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"The keeper")
+        app.clear_notifications()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        (note,) = [n.message for n in app._notifications]
+        name_line, folder_line = note.splitlines()
+        assert name_line == "Saved the-lighthouse-keeper.json"
+        assert folder_line.startswith("in …/") and folder_line.endswith("/drafts-of-a-nesting-writer")
+        assert max(len(name_line), len(folder_line)) <= toast_text_width(80) == 37  # no line wraps in the toast

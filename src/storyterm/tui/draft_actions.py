@@ -17,6 +17,7 @@ from storyterm.story.recent import remember_last_draft
 from storyterm.story.store import slugify
 from storyterm.story.trash import move_to_trash, restore_from_trash, trash_dir
 from storyterm.story.workspace import Workspace
+from storyterm.tui.file_notes import file_note
 
 if TYPE_CHECKING:
     from storyterm.tui.app import StorytermApp
@@ -149,4 +150,5 @@ class DraftActions(_Base):
         except StorytermError as error:
             self.notify(str(error), title="Not exported", severity="error", timeout=8)
             return
-        self.notify(f"Exported as {'Markdown' if fmt == 'md' else 'plain text'} to {path}", timeout=5)
+        kind = "Markdown" if fmt == "md" else "plain text"
+        self.notify(file_note(f"Exported as {kind}:", path.absolute(), self.size.width), timeout=5)

@@ -15,6 +15,7 @@ from storyterm.config import DEFAULT_KEYS
 from storyterm.engine.errors import StorytermError
 from storyterm.story import Draft, DraftInfo, list_drafts, load_draft, new_draft_path
 from storyterm.story.workspace import Workspace
+from storyterm.tui.file_notes import file_note
 from storyterm.tui.keymap import pretty_keys
 from storyterm.tui.model_loading import first_line
 from storyterm.tui.model_modes import draft_genre
@@ -80,9 +81,9 @@ class DraftFiles(_Base):
     def action_save(self) -> None:
         self.draft.break_undo_group()
         if not self.autosaver.dirty and self.draft_path is not None:
-            self.notify(f"Saved {self.draft_path}", timeout=2)
+            self.notify(file_note("Saved", self.draft_path, self.size.width), timeout=2)
         elif self.save_now(force=True):
-            self.notify(f"Saved {self.draft_path}", timeout=2)
+            self.notify(file_note("Saved", self.draft_path, self.size.width), timeout=2)
 
     def action_save_as(self, then_quit: bool = False) -> None:
         from storyterm.tui.screens.save_as import SaveAsScreen
@@ -99,7 +100,7 @@ class DraftFiles(_Base):
                 self.notify(str(error), title="Not saved", severity="error", timeout=10)
                 return
             self._after_save()
-            self.notify(f"Saved as {written}", timeout=3)
+            self.notify(file_note("Saved as", written, self.size.width), timeout=3)
             if then_quit:
                 self._quit_saved()
 

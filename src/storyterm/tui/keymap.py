@@ -77,6 +77,9 @@ ACTIONS: list[Action] = [
     Action("story_context", "story_context", "Author's note", "Edit the author's note, banned words and stop "
            "sequences", shown=False),
 ]
+# Which footer keys stay when the footer is too narrow for all (most important first; the others give way from the
+# end): Help always, so that a small terminal still says where every key is listed.
+FOOTER_KEEP_FIRST = ("help", "generate", "accept", "stop", "regenerate", "focus_mode")
 BY_NAME: dict[str, Action] = {a.name: a for a in ACTIONS}
 STORY_ACTIONS = {a.name for a in ACTIONS if a.story_changing}
 # Textual's own palette entries that storyterm replaces (its Quit would leave without saving).
