@@ -142,7 +142,7 @@ async def test_panel_word_guard_switch_without_a_word_list_is_off_disabled_and_s
         panel.set_word_list(False)
         await pilot.pause()
         assert switch.disabled and switch.value is False
-        assert note.display and str(note.render()) == "Off: this model has no word list (words.txt)"
+        assert note.display and str(note.render()) == "No word list: guard off"
         await pilot.click("#word_guard")
         panel.query_one("#min_p").value = "0.05"
         await pilot.pause()

@@ -31,7 +31,9 @@ PRESET_FIELDS = ("temperature", "top_k", "top_p", "min_p", "typical_p", "repetit
 SWITCH_FIELDS: dict[str, str] = {"do_sample": "Sample", "word_guard": "Word guard",
                                  "trim_sentences": "End at sentence"}
 # Shown under the word guard's switch, which is off and disabled, for a model without a word list.
-NO_WORD_LIST = "Off: this model has no word list (words.txt)"
+NO_WORD_LIST = "No word list: guard off"  # one line in the panel; its tooltip says more
+NO_WORD_LIST_TOOLTIP = ("This model has no words.txt (the word list of its training text; storyterm's GGUF exports "
+                        "carry it), so the word guard cannot work with it")
 SWITCH_TOOLTIPS = {"word_guard": "Lower-case and capitalised words only in spellings of the model's training text "
                                  "or of your story and Memory (models with a word list, such as the built-in one)",
                    "trim_sentences": "Finish the last sentence within a few more tokens, else cut it off"}
@@ -95,7 +97,7 @@ class ParameterPanel(VerticalScroll):
                              tooltip=SWITCH_TOOLTIPS.get(name))
                 if name == "word_guard":
                     note = Static(NO_WORD_LIST, id="word_guard-note", classes="field-note", markup=False)
-                    note.display = not self.word_list
+                    note.tooltip, note.display = NO_WORD_LIST_TOOLTIP, not self.word_list
                     yield note
             for name, (label, kind) in NUMBER_FIELDS.items():
                 yield Label(label, classes="field-label")
