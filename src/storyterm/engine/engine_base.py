@@ -388,7 +388,6 @@ class EngineBase:
         # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
         kind = START if instruct else plan.kind
         run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
-        run.logits_processor.extend(self._word_guard.processors(request.settings.word_guard))  # every backend's
         run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
         run.token_probs = request.token_probs
         return run

@@ -98,7 +98,8 @@ class StoryEngine(EngineBase):
             # The exact distributions generate samples from (scores) and the model's own (logits): token_probs.py
             config.output_scores = config.output_logits = config.return_dict_in_generate = True
         seed = self._draw_seed(request.settings)
-        return self._start(request, prepared, self._generate_in_thread, prepared, config, seed, reuse_cache)
+        return self._start(request, prepared, self._generate_in_thread, prepared, config, seed, reuse_cache,
+                           request.settings.word_guard)
 
     def _wants_static_cache(self, prompt_tokens: int) -> bool:
         return (self.loaded.device.type == "cpu" and self._static_cache_ok
@@ -118,7 +119,7 @@ class StoryEngine(EngineBase):
                               model_config=self.loaded.model.config)
 
     def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, config: GenerationConfig, seed: int | None,
-                            reuse_cache: bool = False):
+                            reuse_cache: bool = False, word_guard: bool = False):
         import torch
 
         model = self.loaded.model
@@ -150,7 +151,8 @@ class StoryEngine(EngineBase):
                          *self._stop_criteria(run, len(prepared.input_ids))]
                     ),
                     logits_processor=LogitsProcessorList(
-                        [*run.logits_processor, *self._banned_words.processors(run.banned, self._eos_ids), *warpers]
+                        [*run.logits_processor, *self._word_guard.processors(word_guard),
+                         *self._banned_words.processors(run.banned, self._eos_ids), *warpers]
                     ),
                     **cache_kwargs,
                 )
