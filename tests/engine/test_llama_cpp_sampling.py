@@ -22,6 +22,7 @@ from storyterm.engine.lorebook import Lorebook, LorebookEntry  # noqa: E402
 from storyterm.engine.prompt import CLASSIC_GENRES  # noqa: E402
 from storyterm.engine.settings import SamplerSettings  # noqa: E402
 from storyterm.engine.word_guard import CheckpointWordGuard  # noqa: E402
+from storyterm.engine.words import checkpoint_words_reader  # noqa: E402
 from tests.conftest import build_tiny_gguf  # noqa: E402
 
 GREEDY = SamplerSettings(max_new_tokens=24, do_sample=False, trim_sentences=False)
@@ -112,7 +113,8 @@ def test_a_word_list_runs_the_word_guard_like_the_torch_engine(gguf_loaded, torc
     shutil.copytree(torch_loaded.path, checkpoint)
     (checkpoint / "words.txt").write_text("the\nghost\nhouse\nold\nscreams\nin\nanna\n", encoding="utf-8")
     ours = open_engine(gguf_loaded)
-    ours._word_guard = CheckpointWordGuard(gguf_loaded.tokenizer, checkpoint)  # what a loaded word list gives
+    # what a loaded word list gives
+    ours._word_guard = CheckpointWordGuard(gguf_loaded.tokenizer, checkpoint_words_reader(checkpoint))
     theirs = StoryEngine(load_model(ModelSpec(str(checkpoint), device="cpu", dtype="fp32")))
     assert ours.word_guard_available and theirs.word_guard_available
     guarded = GREEDY.with_changes(repetition_penalty=1.3)
