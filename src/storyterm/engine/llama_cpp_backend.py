@@ -220,15 +220,9 @@ class LlamaCppEngine(EngineBase):
                 length = len(sequence)
                 active = plan.hooks.active(len(new), sequence)
                 if active or record:
-                    logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(n_vocab,))
-                    raw = scores = torch.from_numpy(logits.copy())[None] if record else None
-                    if active:
-                        scores = torch.from_numpy(logits)[None]
-                        for processor in active:
-                            scores = processor(ids[:, :length], scores)
-                        logits[:] = scores[0].numpy()  # llama.cpp's chain samples from its own logits buffer
+                    step = self._run_hooks(active, ids[:, :length], n_vocab, record, plan.hooks.full_python)
                     if record:
-                        steps.append((raw, scores.clone() if plan.hooks.full_python else None))
+                        steps.append(step)
                 token = sampler.sample(llama.ctx)
                 new.append(token)
                 sequence.append(token)
@@ -242,6 +236,24 @@ class LlamaCppEngine(EngineBase):
         finally:
             sampler.close()
         return new, steps
+
+    def _run_hooks(self, processors: list[Any], ids: Any, n_vocab: int, record: bool, processed: bool
+                   ) -> tuple[Any, Any]:
+        """Run ``processors`` on the last position's logits inside llama.cpp's buffer (its chain samples from
+        there). With ``record``: (a copy of the model's logits, with ``processed`` the logits after the processors,
+        else None) as (1, vocab) tensors."""
+        import llama_cpp
+        import numpy as np
+        import torch
+
+        logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self._llama.ctx, -1), shape=(n_vocab,))
+        raw = scores = torch.from_numpy(logits.copy())[None] if record else None
+        if processors:
+            scores = torch.from_numpy(logits)[None]
+            for processor in processors:
+                scores = processor(ids, scores)
+            logits[:] = scores[0].numpy()
+        return raw, (scores.clone() if record and processed else None)
 
     def _read_prompt(self, prompt: list[int]) -> None:
         """Decode the prompt, reusing the KV cache's common prefix (at least the last token is read again: its
