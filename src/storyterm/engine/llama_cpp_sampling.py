@@ -48,6 +48,13 @@ class NativeSampler:
             self._add(lib.llama_sampler_init_logit_bias(n_vocab, len(banned), biases))
         penalty = float(settings.repetition_penalty)
         if penalty_history is not None and penalty != 1.0:
+            kept = 1 if not settings.do_sample else int(settings.top_k)
+            if penalty > 1.0 and kept:
+                # A penalty above 1 only lowers the scores of the ids it remembers (the history's and at most
+                # window - history new ones), so the top k after it are among the top k + those before it: the
+                # penalty (a hash look-up per candidate) runs on those, not on the whole vocabulary.
+                remembered = len(set(penalty_history)) + max(0, window - len(penalty_history))
+                self._add(lib.llama_sampler_init_top_k(kept + remembered))
             penalties = lib.llama_sampler_init_penalties(n_vocab, max(1, window), penalty, 0.0, 0.0)
             for token in penalty_history:
                 lib.llama_sampler_accept(penalties, int(token))
