@@ -39,6 +39,7 @@ SHARED_LLAMA_CPP = Path("/work/build/src/llama_cpp_python-0.3.36/vendor/llama.cp
 # storyterm dtype → the GGUF type of the same width
 PAIRS = (("fp32", "f32"), ("bf16", "f16"), ("int8", "q8_0"))
 MODELS = ("gpt2-124m", "llama-0.5b")
+ENGINES = ("torch", "gguf")  # storyterm's transformers engine (fp32, bf16, int8) and its GGUF engine (q8_0)
 PROMPT = "After the bank job goes wrong, the crew hides in an old warehouse by the docks and waits for"
 HOW_TO_BUILD = (
     "llama-bench not found: pass --llama-bench PATH or set LLAMA_BENCH. To build it: download llama.cpp "
@@ -206,9 +207,38 @@ def build_model(name: str, scratch: Path) -> Path:
 # The run
 
 
+def gguf_engine(path: Path, new_tokens: int):
+    """storyterm's GGUF engine (llama.cpp through ``LlamaCppEngine``) on ``path`` and the request it decodes."""
+    from storyterm.engine.generation import GenerationRequest
+    from storyterm.engine.loading import ModelSpec, load_model, open_engine
+    from storyterm.engine.settings import DEFAULT_SETTINGS
+
+    loaded = load_model(ModelSpec(str(path)))
+    engine = open_engine(loaded)
+    # No sentence grace (llama-bench decodes exactly N tokens); the default sampling settings otherwise.
+    settings = DEFAULT_SETTINGS.with_changes(max_new_tokens=new_tokens, seed=1, trim_sentences=False)
+    genre = loaded.genres[0] if loaded.genres else "thriller"
+    request = GenerationRequest(genre, PROMPT, settings=settings)
+    engine.generate(request)  # warm-up
+    return engine, request
+
+
+def gguf_engine_tokens_per_s(engine, request, threads: int, run: int) -> float:
+    """Decoding tok/s of one streamed passage on ``threads`` llama.cpp threads (prompt read afresh each time)."""
+    import llama_cpp
+
+    from bench_speed import timed_stream
+
+    llama = engine.loaded.model.llama
+    llama_cpp.llama_set_n_threads(llama.ctx, threads, max(threads, os.cpu_count() or threads))
+    seeded = request.__class__(request.genre, request.story, settings=request.settings.with_changes(seed=run + 1))
+    return timed_stream(engine, seeded).decode_tokens_per_s
+
+
 def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, threads: Sequence[int], runs: int,
-                 new_tokens: int) -> dict:
-    """{(dtype, threads): (storyterm Figure, llama.cpp Figure)} plus facts about the model."""
+                 new_tokens: int, engines_wanted: Sequence[str] = ENGINES) -> dict:
+    """{(dtype, threads): (storyterm Figure, llama.cpp Figure)} plus facts about the model; with the GGUF engine,
+    {threads: (storyterm GGUF engine Figure, llama.cpp q8_0 Figure)} under "gguf"."""
     import gc
 
     from bench_speed import load, make_engine, request_for, timed_stream, warm_up, Variant
@@ -216,10 +246,28 @@ def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, thread
     log(f"{name}: building the checkpoint…")
     checkpoint = build_model(name, scratch)
     source = convertible_copy(checkpoint, scratch / f"{name}-gguf-source")
+    pairs = PAIRS if "torch" in engines_wanted else ()
     ggufs = {}
-    for _dtype, outtype in PAIRS:
+    for outtype in dict.fromkeys([*(o for _d, o in pairs), *(("q8_0",) if "gguf" in engines_wanted else ())]):
         log(f"{name}: converting to GGUF {outtype}…")
         ggufs[outtype] = convert(converter, source, outtype, scratch / f"{name}-{outtype}.gguf")
+    gguf_figures = {t: (Figure(), Figure()) for t in threads} if "gguf" in engines_wanted else {}
+    if gguf_figures:
+        log(f"{name}: loading q8_0 in storyterm's GGUF engine…")
+        gguf_run = gguf_engine(ggufs["q8_0"], new_tokens)
+        for run in range(runs):
+            for t in threads:
+                ours, theirs = gguf_figures[t]
+                ours.add(gguf_engine_tokens_per_s(*gguf_run, t, run))
+                theirs.add(llama_bench_tokens_per_s(binary, ggufs["q8_0"], t, new_tokens))
+                log(f"  {name} run {run + 1}/{runs}: {t}t storyterm GGUF engine {ours.values[-1]:.1f} tok/s, "
+                    f"llama-bench q8_0 {theirs.values[-1]:.1f} tok/s")
+        parameters = gguf_run[0].loaded.model.parameters
+        del gguf_run
+        gc.collect()
+    if not pairs:
+        sizes = {outtype: path.stat().st_size for outtype, path in ggufs.items()}
+        return {"figures": {}, "gguf": gguf_figures, "parameters": parameters, "sizes": sizes}
     engines = {}
     for dtype, _outtype in PAIRS:
         log(f"{name}: loading storyterm {dtype}…")
@@ -241,24 +289,33 @@ def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, thread
                     f"llama.cpp {outtype} {theirs.values[-1]:.1f} tok/s")
     engines.clear()
     gc.collect()
-    sizes = {outtype: ggufs[outtype].stat().st_size for _, outtype in PAIRS}
-    return {"figures": figures, "parameters": parameters, "sizes": sizes}
+    sizes = {outtype: path.stat().st_size for outtype, path in ggufs.items()}
+    return {"figures": figures, "gguf": gguf_figures, "parameters": parameters, "sizes": sizes}
 
 
 def report(results: dict[str, dict], threads: Sequence[int], runs: int, new_tokens: int, load_before: str,
-           load_after: str, binary: Path) -> list[str]:
+           load_after: str, binary: Path, engines_wanted: Sequence[str] = ENGINES) -> list[str]:
     lines = ["## storyterm vs llama.cpp, same weights, same machine (issue 17)", "",
              f"`python benchmarks/bench_side_by_side.py --runs {runs} --new-tokens {new_tokens} --threads "
-             f"{','.join(map(str, threads))}` — median of {runs} interleaved runs (min–max), {new_tokens} new tokens; "
-             "storyterm: engine streaming, default sampling, decoding tok/s (after the first token); llama.cpp: "
-             f"`llama-bench -p 0 -n {new_tokens}` ({binary}).", ""]
+             f"{','.join(map(str, threads))} --engines {','.join(engines_wanted)}` — median of {runs} interleaved runs "
+             f"(min–max), {new_tokens} new tokens; storyterm: engine streaming, default sampling (the GGUF engine: "
+             "without the sentence grace), decoding tok/s (after the first token, so the prompt is not counted); "
+             f"llama.cpp: `llama-bench -p 0 -n {new_tokens}` ({binary}), its tg figure (no prompt, no sampling).", ""]
     lines += machine_lines("cpu")
     lines += [f"- load average before / after: {load_before} / {load_after}", ""]
     for name, result in results.items():
         figures = result["figures"]
         sizes = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in result["sizes"].items())
-        lines += [f"### {name} ({result['parameters'] / 1e6:.0f} M parameters, random weights; GGUF {sizes})", "",
-                  "| threads | storyterm fp32 | llama.cpp f32 | ratio | storyterm bf16 | llama.cpp f16 | ratio | "
+        lines += [f"### {name} ({result['parameters'] / 1e6:.0f} M parameters, random weights; GGUF {sizes})", ""]
+        if result["gguf"]:
+            lines += ["| threads | storyterm GGUF engine, q8_0 (decode tok/s) | llama-bench q8_0 (tg tok/s) | ratio |",
+                      "|---|---|---|---|"]
+            for t, (ours, theirs) in result["gguf"].items():
+                lines.append(f"| {t} | {ours.show()} | {theirs.show()} | {ratio_figure(ours, theirs).show(2, '×')} |")
+            lines.append("")
+        if not figures:
+            continue
+        lines += ["| threads | storyterm fp32 | llama.cpp f32 | ratio | storyterm bf16 | llama.cpp f16 | ratio | "
                   "storyterm int8 | llama.cpp q8_0 | ratio |",
                   "|---|---|---|---|---|---|---|---|---|---|"]
         for t in threads:
@@ -280,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--new-tokens", type=int, default=100)
     parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--engines", default=",".join(ENGINES),
+                        help="storyterm engines to compare: torch (fp32/bf16/int8 vs f32/f16/q8_0), gguf (q8_0)")
     parser.add_argument("--llama-bench", help="path to llama-bench (default: $LLAMA_BENCH, the shared build, PATH)")
     parser.add_argument("--scratch", type=Path, help="keep checkpoints and GGUF files here (reused by later runs)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "side-by-side-cpu.md")
@@ -296,17 +355,22 @@ def main(argv: Sequence[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     threads = [int(t) for t in args.threads.split(",")]
+    engines_wanted = [e for e in args.engines.split(",") if e]
+    if not engines_wanted or set(engines_wanted) - set(ENGINES):
+        print(f"--engines: choose from {', '.join(ENGINES)}", file=sys.stderr)
+        return 2
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="storyterm-side-by-side-"))
     results = {}
     try:
         for name in args.models.split(","):
-            results[name] = side_by_side(name, scratch, binary, converter, threads, args.runs, args.new_tokens)
+            results[name] = side_by_side(name, scratch, binary, converter, threads, args.runs, args.new_tokens,
+                                         engines_wanted)
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
     lines = report(results, threads, args.runs, args.new_tokens, load_before,
-                   ", ".join(f"{x:.1f}" for x in os.getloadavg()), binary)
+                   ", ".join(f"{x:.1f}" for x in os.getloadavg()), binary, engines_wanted)
     print("\n".join(lines))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")
