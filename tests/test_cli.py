@@ -374,6 +374,32 @@ def test_a_starter_prompt_never_gets_a_glued_word(capsys, tiny_checkpoint: Path)
         assert out.startswith("A Ghost") and not out[len("A Ghost")].isalnum(), out
 
 
+def test_a_passage_may_finish_the_writer_s_word_but_never_glues_onto_a_finished_one(capsys, tmp_path: Path,
+                                                                                   tiny_checkpoint: Path) -> None:
+    """With a word list, "Then the tav" (no word, begins "tavern") may go on with letters; "He walked" never does.
+    What the terminal shows is the prompt and the passage, nothing added between them."""
+    import shutil
+
+    from storyterm.engine.words import write_known_words
+
+    checkpoint = shutil.copytree(tiny_checkpoint, tmp_path / "with-words")
+    write_known_words(checkpoint, ["then", "the", "tavern", "he", "walked"])
+    starts = {}
+    for prompt in ("Then the tav", "He walked"):
+        starts[prompt] = []
+        for seed in range(6):
+            flags = ["generate", "--model", str(checkpoint), "-g", "drama", "-p", prompt, "--seed", str(seed),
+                     "--max-new-tokens", "6", "--no-trim", "--no-word-guard", "--temperature", "1.5"]
+            code, out, err = run(capsys, *flags)
+            assert code == 0, err
+            code, data, _ = run(capsys, *flags, "--json")
+            text = json.loads(data)["texts"][0]
+            assert out == prompt + text + "\n"
+            starts[prompt].append(text[:1])
+    assert any(start.isalpha() for start in starts["Then the tav"]), starts
+    assert not any(start.isalpha() for start in starts["He walked"]), starts
+
+
 def test_passages_end_at_a_sentence_unless_trimming_is_off(capsys, tiny_checkpoint: Path) -> None:
     args = ["generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "She runs.", "--seed", "3",
             "--max-new-tokens", "12", "--n", "3", "--json"]

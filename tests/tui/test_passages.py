@@ -117,3 +117,32 @@ async def test_the_end_at_sentence_switch(make_app, trim: bool) -> None:
         else:
             assert ending in ("length", "end-of-text")
             assert results[-1].stats.new_tokens <= 16
+
+
+async def test_the_writer_s_half_written_word_may_be_finished_in_the_editor(make_app, tiny_loaded) -> None:
+    """With a word list, "The man tav" (no word, begins "tavern") may go on with letters: the editor shows the
+    word finished, and tab accepts exactly that text. The seed is one whose passage does go on with letters."""
+    from dataclasses import replace
+
+    from storyterm.engine.generation import GenerationRequest, StoryEngine
+    from storyterm.engine.settings import SamplerSettings
+    from tests.tui.conftest import shared_loader
+
+    with_words = replace(tiny_loaded, known_words=lambda: frozenset({"the", "man", "tavern"}))
+    story = "The man tav"
+    engine = StoryEngine(with_words)
+    seed = next(s for s in range(40) if engine.generate(GenerationRequest("drama", story, settings=SamplerSettings(
+        max_new_tokens=8, seed=s, temperature=1.5, word_guard=False, trim_sentences=False))).text[:1].isalpha())
+    app: StorytermApp = make_app(loader=shared_loader(with_words), settings_toml=(
+        f"max_new_tokens = 8\nseed = {seed}\ntemperature = 1.5\nword_guard = false\ntrim_sentences = false\n"))
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        app.picker.query_one("#genres").highlighted = app.loaded.genres.index("drama")
+        await pilot.pause()
+        await type_and_generate(app, pilot, story)
+        passage = app.draft.pending.text
+        assert passage[:1].isalpha(), passage  # the word goes on, no space put in
+        assert app.editor.text == story + passage
+        await pilot.press("tab")
+        await pilot.pause()
+        assert app.draft.text == story + passage

@@ -25,7 +25,7 @@ from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
 from .instruct import eos_token_ids, has_chat_template
 from .lorebook import Lorebook
 from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_continuation, finish_passage,
-                      grace_tokens, plan_start)
+                      grace_tokens, plan_start, unfinished_word)
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genre_token
 from .prompt_builder import PreparedPrompt, PromptBuilder
 from .settings import DEFAULT_SETTINGS, SamplerSettings
@@ -379,7 +379,7 @@ class EngineBase:
     def _new_run(self, request: GenerationRequest, prepared: PreparedPrompt) -> _Run:
         """The run's spacing rule, lead, hooks and stops (the streamer decodes after the prompt's last token)."""
         instruct = self.instruct_on(request)
-        plan = plan_start(request.story)
+        plan = plan_start(request.story, self._unfinished_word_rule(request))
         lead = " " if instruct and request.story.strip() and not request.story[-1].isspace() else ""
         anchor = prepared.input_ids[-1:]
         run = _Run(streamer=_FirstRowStreamer(self.loaded.tokenizer, anchor),
@@ -391,6 +391,14 @@ class EngineBase:
         run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
         run.token_probs = request.token_probs
         return run
+
+    def _unfinished_word_rule(self, request: GenerationRequest) -> Callable[[str, str], bool] | None:
+        """How ``plan_start`` tells an unfinished last word: by the model's word list (and Memory's words); None
+        without a list (every word counts as finished)."""
+        known = self._word_guard.known_words() if self._word_guard.available else None
+        if known is None:
+            return None
+        return lambda word, before: unfinished_word(word, f"{before}\n{request.memory}", *known)
 
     def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
                        anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:

@@ -4,7 +4,11 @@ Start: the story's trailing whitespace is never fed to the model (a trained mode
 over" and ends at once); instead the first new token is restricted by how the story ends — after whitespace or a
 blank line, the start of a new word; after a finished word, a new word or punctuation; after punctuation, a new word
 or a closing quote. So a passage never glues onto the last word, never opens with stray punctuation after a blank
-line, and never begins with the end-of-text token.
+line, and never begins with the end-of-text token. One exception: when the writer's own text ends mid-word ("Then
+Tav"), the passage may also finish that word ("i walked in" → "Tavi"). Mid-word is decided with the model's word
+list (``unfinished_word``): the last word is not a word of the list or of the story, but begins one. Without a word
+list a word is taken as finished. The app's own texts (starters, title prompts) end with a space (``opening_text``):
+always a new word.
 
 End: with ``trim_sentences`` the passage may run a little past ``max_new_tokens`` to finish its sentence
 (``SentenceStop``); whatever is still unfinished is cut back to the last sentence end (KoboldAI's "trim incomplete
@@ -13,8 +17,10 @@ sentences"), or to the last whole word when the passage has no sentence end at a
 
 from __future__ import annotations
 
+import bisect
 import math
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -31,11 +37,15 @@ DECODE_KWARGS = {"skip_special_tokens": True, "clean_up_tokenization_spaces": Fa
 # A passage may run this share past max_new_tokens (at least GRACE_MIN_TOKENS) to finish its sentence.
 GRACE_SHARE = 0.25
 GRACE_MIN_TOKENS = 8
+# The writer's own words an unfinished word may begin are read from this much of the story's end (and Memory): the
+# names in use, at a cost that does not grow with a long draft.
+WORD_SCAN_CHARS = 20_000
 
 # How the story ends decides which first tokens may follow.
 START = "start"  # no story: a sentence start
 AFTER_SPACE = "after_space"  # whitespace or a blank line: a new word (the story's whitespace stays, the model's goes)
 AFTER_WORD = "after_word"  # a letter or digit: a new word or punctuation — never glued onto the word
+MID_WORD = "mid_word"  # the writer's unfinished word: its continuation (letters at once), a new word or punctuation
 AFTER_PUNCT = "after_punct"  # . , ; : ! ? … ) and closing quotes: a new word or a closing quote
 FREE = "free"  # an opening quote, bracket, dash…: any visible token
 BARE_SPACE = "bare_space"  # tokens that are only whitespace
@@ -44,6 +54,9 @@ WORD = "word_piece"  # a word or quotation that starts at once (after a bare-spa
 _WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) after whitespace
 _WORD = re.compile(r"[\w\"'“‘(\[]")
 _SENTENCE_START = re.compile(r"\s*[\w\"'“‘(\[]")
+_CONTINUATION = re.compile(r"[^\W\d_]")  # letters straight on: the same word goes on
+_TRAILING_WORD = re.compile(r"[^\W\d_]+$")
+_WORDS = re.compile(r"[^\W\d_]+")
 _PUNCT_AFTER_WORD = re.compile(r"[.,;:!?…)\]}\"'”’]")
 _CLOSING = re.compile(r"[\"'”’)\]}]")
 _ENDS_AT_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
@@ -63,12 +76,13 @@ class StartPlan:
     """How a story and its next passage meet."""
 
     prompt_story: str  # the story as the model reads it: trailing whitespace removed
-    kind: str  # START, AFTER_SPACE, AFTER_WORD, AFTER_PUNCT or FREE
+    kind: str  # START, AFTER_SPACE, AFTER_WORD, MID_WORD, AFTER_PUNCT or FREE
     drop_leading_space: bool  # the story already ends with whitespace (or is empty): the passage's own goes
 
 
-def plan_start(story: str) -> StartPlan:
-    """The one spacing rule between a story and its next passage."""
+def plan_start(story: str, unfinished: Callable[[str, str], bool] | None = None) -> StartPlan:
+    """The one spacing rule between a story and its next passage. ``unfinished(word, story_before_it)``: whether the
+    story's last word is unfinished (``unfinished_word`` with the model's word list); None: every word is finished."""
     stripped = story.strip()
     if not stripped:
         return StartPlan("", START, True)
@@ -77,12 +91,30 @@ def plan_start(story: str) -> StartPlan:
     if prompt_story != story.lstrip():
         kind = AFTER_SPACE
     elif last.isalnum():
-        kind = AFTER_WORD
+        word = _TRAILING_WORD.search(prompt_story)
+        kind = (MID_WORD if word and unfinished is not None and unfinished(word.group(0), prompt_story[: word.start()])
+                else AFTER_WORD)
     elif last in ".,;:!?…)]}”’" or (last in "\"'" and len(prompt_story) > 1 and not prompt_story[-2].isspace()):
         kind = AFTER_PUNCT
     else:
         kind = FREE
     return StartPlan(prompt_story, kind, kind == AFTER_SPACE)
+
+
+def unfinished_word(word: str, other_text: str, known: frozenset[str] | set[str], ordered: Sequence[str]) -> bool:
+    """True when ``word`` (the story's last word), lower-cased, is neither a known word nor a word of ``other_text``
+    (the story before it, Memory: its last ``WORD_SCAN_CHARS``) but begins one of them: "Tav" begins "tavern", or
+    "Tavi" from Memory; "walk" is a word. ``ordered``: the known words, sorted."""
+    folded = word.lower()
+    if folded in known:
+        return False
+    others = {w.lower() for w in _WORDS.findall(other_text[-WORD_SCAN_CHARS:])}
+    if folded in others:
+        return False
+    index = bisect.bisect_left(ordered, folded)
+    if index < len(ordered) and ordered[index].startswith(folded):
+        return True
+    return any(other.startswith(folded) for other in others)
 
 
 def grace_tokens(max_new_tokens: int) -> int:
@@ -121,6 +153,7 @@ class TokenSurfaces:
                 START: lambda s: _SENTENCE_START.match(s),
                 AFTER_SPACE: lambda s: _WORD_START.match(s),
                 AFTER_WORD: lambda s: _WORD_START.match(s) or _PUNCT_AFTER_WORD.match(s),
+                MID_WORD: lambda s: _WORD_START.match(s) or _PUNCT_AFTER_WORD.match(s) or _CONTINUATION.match(s),
                 AFTER_PUNCT: lambda s: _WORD_START.match(s) or _CLOSING.match(s),
                 FREE: lambda s: s.strip(),
                 BARE_SPACE: lambda s: not s.strip(),

@@ -443,6 +443,7 @@ class CheckpointWordGuard:
     def __init__(self, tokenizer: Any, known_words: Callable[[], frozenset[str] | None] | None):
         self._tokenizer = tokenizer
         self._read = known_words
+        self._known: tuple[frozenset[str], list[str]] | None = None  # the list and the same words sorted
         self._guard: WordGuard | None = None
         self._lock = threading.Lock()
         self.available = known_words is not None
@@ -453,15 +454,29 @@ class CheckpointWordGuard:
             return LogitsProcessorList()
         return LogitsProcessorList([_FirstUseGuard(self)])
 
+    def known_words(self) -> tuple[frozenset[str], list[str]] | None:
+        """(the known words, the same sorted), read on first use (a few tens of ms for 27 k words); None when the
+        model has no word list or it turned out unreadable or empty."""
+        with self._lock:
+            return self._known_words()
+
+    def _known_words(self) -> tuple[frozenset[str], list[str]] | None:
+        if self._known is None and self.available:
+            known = self._read() if self._read is not None else None
+            if not known:
+                self.available = False
+                return None
+            self._known = (known, sorted(known))
+        return self._known
+
     def guard(self) -> WordGuard | None:
         """The WordGuard, built on first use; None when the word list turned out unreadable or empty."""
         with self._lock:
-            if self._guard is None and self.available:
-                known = self._read() if self._read is not None else None
-                if not known:
-                    self.available = False
+            if self._guard is None:
+                known = self._known_words()
+                if known is None:
                     return None
-                self._guard = WordGuard(self._tokenizer, known)
+                self._guard = WordGuard(self._tokenizer, known[0])
             return self._guard
 
 
