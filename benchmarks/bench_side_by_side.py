@@ -2,7 +2,7 @@
 """storyterm vs llama.cpp on the same random weights, same machine, one run (issue 17). Not run in CI.
 
     python benchmarks/bench_side_by_side.py [--models gpt2-124m,llama-0.5b] [--runs 3] [--new-tokens 100]
-        [--threads 1,2] [--llama-bench PATH] [--scratch DIR]
+        [--threads 1,2] [--engines torch,gguf] [--llama-bench PATH] [--scratch DIR]
     python benchmarks/bench_speed.py --side-by-side [the same options]
 
 For each model shape (GPT-2 124M; a Llama-architecture model of ~0.5 B parameters with Qwen2.5-0.5B's shape), a
@@ -12,6 +12,10 @@ default sampling settings) and ``llama-bench -p 0 -n N`` (f32, f16, q8_0), on ea
 engines are interleaved so a change in machine load hits both alike; the table gives medians (min–max) and the
 ratio storyterm ÷ llama.cpp per run. storyterm's figure is its decoding speed (tokens after the first ÷ the time
 after the first token), as llama-bench's ``tg`` test excludes the prompt.
+
+``--engines gguf`` compares storyterm's GGUF engine instead (``--engines torch,gguf``: both): the q8_0 file read by
+``LlamaCppEngine`` (llama.cpp's kernels behind storyterm's decode loop, default sampling, no sentence grace) against
+``llama-bench`` on the same file, interleaved per run and thread count (``llama_set_n_threads`` between runs).
 
 ``llama-bench`` is taken from ``--llama-bench``, else ``$LLAMA_BENCH``, else the team's shared build, else PATH;
 ``convert_hf_to_gguf.py`` and ``gguf-py`` from the llama.cpp source tree it was built in (``$LLAMA_CPP_DIR``
