@@ -44,7 +44,7 @@ from storyterm.engine.prompt import (
 from storyterm.engine.settings import DEFAULT_SETTINGS
 from storyterm.engine.words import known_words_from_texts, write_known_words
 
-from .common import DEFAULT_WORK_DIR, read_stories, setup_logging, write_json
+from .common import DEFAULT_WORK_DIR, Story, read_stories, setup_logging, write_json
 from .data import (
     LineDataset,
     TokenizedStory,
@@ -52,6 +52,7 @@ from .data import (
     build_packed_dataset,
     tokenize_stories,
 )
+from .genre_contrast import GenreContrast, with_genre_contrast
 
 log = logging.getLogger("training.train")
 
@@ -485,6 +486,12 @@ def build_parser() -> argparse.ArgumentParser:
     data.add_argument("--balance-genres", type=float, default=1.0, metavar="POWER",
                       help="repeat stories so genre g weighs n_g**POWER: 1 = as is (default), 0.5 = sqrt, 0 = flat")
     data.add_argument("--epochs", type=int, default=1, help="passes over the data (1)")
+    data.add_argument("--genre-contrast", type=float, default=0.0, metavar="WEIGHT",
+                      help="add WEIGHT x the genre-classifier loss (the header must explain its story; 0 = off)")
+    data.add_argument("--genre-contrast-window", type=int, default=128,
+                      help="story tokens the genre-classifier loss reads (128)")
+    data.add_argument("--genre-contrast-batch", type=int, default=4,
+                      help="stories per step for the genre-classifier loss, each read under every genre (4)")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16)
     opt.add_argument("--gradient-accumulation-steps", type=int, default=1)
@@ -536,6 +543,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     callbacks = [KnownWordsWriter(data.known_words)]
     callbacks += [TimeLimit(args.max_minutes)] if args.max_minutes else []
     trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
+    if args.genre_contrast:
+        headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in data.genres}
+        contrast = GenreContrast(data.train_stories, headers, window=args.genre_contrast_window,
+                                 batch_size=args.genre_contrast_batch, pad_id=tokenizer.pad_token_id, seed=args.seed)
+        trainer_class = with_genre_contrast(trainer_class, contrast, args.genre_contrast)
     trainer = trainer_class(
         model=model,
         args=training_arguments(args, len(train_dataset), eval_dataset is not None),

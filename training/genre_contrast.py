@@ -1,0 +1,114 @@
+"""Genre-contrastive training: a loss that makes the ``<genre>`` header matter.
+
+A small model trained from scratch learns to nearly ignore its header: the story so far predicts the next word far
+better than one genre token does (built-in v6: the true header beats the others by 0.00–0.03 nats a token), so
+the genre picker barely changes what it writes. This adds the loss of the model used as a generative classifier:
+a story's first ``window`` tokens are scored under every genre's header, the summed log-likelihoods are softmaxed
+over the genres (a uniform prior) and cross-entropy is taken against the true genre. Its gradient raises the
+story's likelihood under its own header and lowers it under the others — exactly what ``training.evaluate``'s genre
+accuracy measures. Stories are drawn genre first, then story, so every genre weighs the same (balanced accuracy).
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from collections.abc import Sequence
+
+import torch
+
+from .data import TokenizedStory
+
+
+class GenreContrast:
+    """Draws balanced batches of tagged stories and computes the generative-classifier loss on them."""
+
+    def __init__(self, stories: Sequence[TokenizedStory], headers: dict[str, list[int]], *, window: int,
+                 batch_size: int, pad_id: int, seed: int = 0):
+        if len({len(h) for h in headers.values()}) != 1:
+            raise ValueError("every genre header must have the same length")
+        self.genres = list(headers)
+        self.headers = headers
+        self.window = window
+        self.batch_size = batch_size
+        self.pad_id = pad_id
+        self._random = random.Random(seed)
+        self._by_genre: dict[str, list[TokenizedStory]] = defaultdict(list)
+        for story in stories:
+            if story.genre in headers and story.body:
+                self._by_genre[story.genre].append(story)
+        if len(self._by_genre) < 2:
+            raise ValueError("genre-contrastive training needs stories of at least two of the model's genres")
+
+    def draw(self) -> list[TokenizedStory]:
+        """``batch_size`` stories: a genre drawn uniformly (among those with stories), then one of its stories."""
+        present = sorted(self._by_genre)
+        return [self._random.choice(self._by_genre[self._random.choice(present)]) for _ in range(self.batch_size)]
+
+    def batch(self, stories: Sequence[TokenizedStory]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """(ids, attention mask, scored-target mask, true genre index): story i under genre j is row i·G + j; every
+        row holds the same text tokens after its header, so only the header differs."""
+        header_length = len(next(iter(self.headers.values())))
+        bodies = [story.body[: self.window] for story in stories]
+        length = header_length + max(len(body) for body in bodies)
+        rows = len(stories) * len(self.genres)
+        ids = torch.full((rows, length), self.pad_id, dtype=torch.long)
+        attention = torch.zeros((rows, length), dtype=torch.long)
+        scored = torch.zeros((rows, length - 1), dtype=torch.bool)  # target t predicts ids[t + 1]
+        for i, body in enumerate(bodies):
+            for j, genre in enumerate(self.genres):
+                row = i * len(self.genres) + j
+                sequence = self.headers[genre] + body
+                ids[row, : len(sequence)] = torch.tensor(sequence)
+                attention[row, : len(sequence)] = 1
+                scored[row, header_length - 1 : len(sequence) - 1] = True
+        targets = torch.tensor([self.genres.index(story.genre) for story in stories])
+        return ids, attention, scored, targets
+
+    def scores(self, model, stories: Sequence[TokenizedStory]) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log-likelihood of each story's window under each genre [stories × genres], true genre indices)."""
+        ids, attention, scored, targets = self.batch(stories)
+        device = next(model.parameters()).device
+        ids, attention, scored = ids.to(device), attention.to(device), scored.to(device)
+        logits = model(input_ids=ids, attention_mask=attention).logits[:, :-1].float()
+        token_log_probs = torch.log_softmax(logits, dim=-1).gather(-1, ids[:, 1:].unsqueeze(-1)).squeeze(-1)
+        log_likelihood = (token_log_probs * scored).sum(dim=-1)
+        return log_likelihood.view(len(stories), len(self.genres)), targets.to(device)
+
+    def loss(self, model, stories: Sequence[TokenizedStory] | None = None) -> tuple[torch.Tensor, float]:
+        """(cross-entropy of the true genre under the model's own likelihoods, the batch's accuracy)."""
+        log_likelihood, targets = self.scores(model, stories if stories is not None else self.draw())
+        accuracy = float((log_likelihood.argmax(dim=-1) == targets).float().mean())
+        return torch.nn.functional.cross_entropy(log_likelihood, targets), accuracy
+
+
+def with_genre_contrast(trainer_class, contrast: GenreContrast, weight: float):
+    """``trainer_class`` whose training loss adds ``weight`` × the genre-contrastive loss (evaluation loss is the
+    language-model loss alone); the running contrast loss and accuracy are logged as ``genre_ce``/``genre_acc``."""
+
+    class GenreContrastTrainer(trainer_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._sums = {"genre_ce": 0.0, "genre_acc": 0.0, "n": 0}
+
+        def compute_loss(self, model, inputs, *args, **kwargs):
+            result = super().compute_loss(model, inputs, *args, **kwargs)
+            if not model.training:
+                return result
+            extra, accuracy = contrast.loss(model)
+            self._sums["genre_ce"] += float(extra.detach())
+            self._sums["genre_acc"] += accuracy
+            self._sums["n"] += 1
+            if isinstance(result, tuple):
+                return (result[0] + weight * extra, *result[1:])
+            return result + weight * extra
+
+        def log(self, logs: dict[str, float], *args, **kwargs) -> None:
+            if self._sums["n"] and "loss" in logs:
+                count = self._sums["n"]
+                logs["genre_ce"] = round(self._sums["genre_ce"] / count, 4)
+                logs["genre_acc"] = round(self._sums["genre_acc"] / count, 4)
+                self._sums.update(genre_ce=0.0, genre_acc=0.0, n=0)
+            super().log(logs, *args, **kwargs)
+
+    return GenreContrastTrainer
