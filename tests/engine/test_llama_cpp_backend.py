@@ -104,12 +104,17 @@ def test_cancel_stops_the_passage(engine) -> None:
     assert result.stats.new_tokens < 100
 
 
-def test_busy_while_a_passage_runs(engine) -> None:
+def test_busy_while_a_passage_runs(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     gate = threading.Event()
+    real_eval = engine._llama.eval
+
+    def held_eval(tokens):  # the passage cannot finish before the test has asked for a second one
+        gate.wait(30)
+        return real_eval(tokens)
+
+    monkeypatch.setattr(engine._llama, "eval", held_eval)
     settings = SAMPLED.with_changes(max_new_tokens=60, trim_sentences=False)
     stream = engine.stream(GenerationRequest(None, "The ship", settings=settings))
-    iterator = iter(stream)
-    next(iterator)
     with pytest.raises(EngineBusyError):
         engine.stream(GenerationRequest(None, "Another", settings=settings))
     stream.cancel()
