@@ -28,16 +28,6 @@ GREEDY = SamplerSettings(max_new_tokens=16, do_sample=False)
 SAMPLED = SamplerSettings(max_new_tokens=12, do_sample=True, temperature=1.0, top_k=0, top_p=1.0, seed=11)
 
 
-@pytest.fixture(scope="module")
-def gguf_loaded(tiny_gguf: Path) -> LoadedModel:
-    return load_model(ModelSpec(str(tiny_gguf)))
-
-
-@pytest.fixture(scope="module")
-def torch_loaded(tiny_gguf: Path) -> LoadedModel:
-    return load_model(ModelSpec(str(tiny_gguf.parent / "checkpoint"), device="cpu", dtype="fp32"))
-
-
 @pytest.fixture
 def engine(gguf_loaded: LoadedModel) -> LlamaCppEngine:
     created = open_engine(gguf_loaded)

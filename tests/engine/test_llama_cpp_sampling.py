@@ -17,7 +17,7 @@ import torch  # noqa: E402
 
 from storyterm.engine.generation import GenerationRequest, StoryEngine  # noqa: E402
 from storyterm.engine.llama_cpp_sampling import FIRST_TOKEN_STEPS, StepHooks, split_banned  # noqa: E402
-from storyterm.engine.loading import LoadedModel, ModelSpec, load_model, open_engine  # noqa: E402
+from storyterm.engine.loading import ModelSpec, load_model, open_engine  # noqa: E402
 from storyterm.engine.lorebook import Lorebook, LorebookEntry  # noqa: E402
 from storyterm.engine.prompt import CLASSIC_GENRES  # noqa: E402
 from storyterm.engine.settings import SamplerSettings  # noqa: E402
@@ -29,16 +29,6 @@ GREEDY = SamplerSettings(max_new_tokens=24, do_sample=False, trim_sentences=Fals
 HOT = SamplerSettings(max_new_tokens=30, do_sample=True, temperature=3.0, top_k=0, top_p=1.0, seed=1,
                       trim_sentences=False)
 STORIES = ("The ghost screams in the old house", "Anna opens the door and", "The detective finds a letter")
-
-
-@pytest.fixture(scope="module")
-def gguf_loaded(tiny_gguf: Path) -> LoadedModel:
-    return load_model(ModelSpec(str(tiny_gguf)))
-
-
-@pytest.fixture(scope="module")
-def torch_loaded(tiny_gguf: Path) -> LoadedModel:
-    return load_model(ModelSpec(str(tiny_gguf.parent / "checkpoint"), device="cpu", dtype="fp32"))
 
 
 @pytest.fixture(scope="module")
