@@ -11,13 +11,49 @@ accuracy measures. Stories are drawn genre first, then story, so every genre wei
 
 from __future__ import annotations
 
+import dataclasses
 import random
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import torch
 
 from .data import TokenizedStory
+
+
+MEMORY_MODES = ("keep", "strip", "skip")
+
+
+def memory_length(body: Sequence[int], decode: Callable[[list[int]], str], limit: int = 48) -> int:
+    """How many leading tokens of ``body`` are a memory header (`` [Anna, Tom]``); 0 when it has none."""
+    start = 0
+    while start < min(limit, len(body)) and not decode([body[start]]).strip():
+        start += 1  # the space between the header and the story may be a token of its own
+    if start >= len(body) or not decode([body[start]]).lstrip().startswith("["):
+        return 0
+    for index in range(start, min(limit, len(body))):
+        if "]" in decode([body[index]]):
+            return index + 1
+    return 0
+
+
+def contrast_stories(stories: Sequence[TokenizedStory], decode: Callable[[list[int]], str],
+                     memory: str = "keep") -> list[TokenizedStory]:
+    """The stories the genre loss scores. ``keep``: as trained; ``strip``: a memory header is cut off, so the loss
+    scores the story alone (the header must not be learnt at the cost of copying names from Memory); ``skip``:
+    stories with a memory header are left out."""
+    if memory not in MEMORY_MODES:
+        raise ValueError(f"memory must be one of {', '.join(MEMORY_MODES)}, not {memory!r}")
+    if memory == "keep":
+        return list(stories)
+    chosen = []
+    for story in stories:
+        cut = memory_length(story.body, decode)
+        if not cut:
+            chosen.append(story)
+        elif memory == "strip" and len(story.body) > cut:
+            chosen.append(dataclasses.replace(story, body=story.body[cut:], sentence_starts=()))
+    return chosen
 
 
 class GenreContrast:

@@ -52,7 +52,7 @@ from .data import (
     build_packed_dataset,
     tokenize_stories,
 )
-from .genre_contrast import GenreContrast, with_genre_contrast
+from .genre_contrast import MEMORY_MODES, GenreContrast, contrast_stories, with_genre_contrast
 
 log = logging.getLogger("training.train")
 
@@ -490,6 +490,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="add WEIGHT x the genre-classifier loss (the header must explain its story; 0 = off)")
     data.add_argument("--genre-contrast-window", type=int, default=128,
                       help="story tokens the genre-classifier loss reads (128)")
+    data.add_argument("--genre-contrast-memory", choices=MEMORY_MODES, default="keep",
+                      help="stories with a Memory header in the genre loss: keep, strip the header, or skip them")
     data.add_argument("--genre-contrast-batch", type=int, default=4,
                       help="stories per step for the genre-classifier loss, each read under every genre (4)")
     opt = p.add_argument_group("optimisation")
@@ -545,7 +547,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
     if args.genre_contrast:
         headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in data.genres}
-        contrast = GenreContrast(data.train_stories, headers, window=args.genre_contrast_window,
+        scored = contrast_stories(data.train_stories, tokenizer.decode, args.genre_contrast_memory)
+        contrast = GenreContrast(scored, headers, window=args.genre_contrast_window,
                                  batch_size=args.genre_contrast_batch, pad_id=tokenizer.pad_token_id, seed=args.seed)
         trainer_class = with_genre_contrast(trainer_class, contrast, args.genre_contrast)
     trainer = trainer_class(

@@ -118,3 +118,22 @@ def test_train_adds_it_to_the_loss_and_logs_it(tmp_path: Path):
     assert logged and all(entry["genre_ce"] > 0 and 0 <= entry["genre_acc"] <= 1 for entry in logged)
     info = json.loads((out / "training_info.json").read_text())
     assert info["settings"]["genre_contrast"] == 0.5
+
+
+def test_memory_headers_can_be_stripped_from_or_kept_out_of_the_genre_loss(tiny_checkpoint: Path):
+    from transformers import AutoTokenizer
+
+    from training.genre_contrast import contrast_stories
+
+    tokenizer = AutoTokenizer.from_pretrained(tiny_checkpoint)
+    stories = tokenize_stories([Story("horror", "[Anna, Tom] Anna hears the ghost."),
+                                Story("drama", "The family waits at the door.")], tokenizer)
+    kept = contrast_stories(stories, tokenizer.decode, "keep")
+    assert kept == stories
+    stripped = contrast_stories(stories, tokenizer.decode, "strip")
+    assert [tokenizer.decode(s.body).strip() for s in stripped] == [
+        "Anna hears the ghost. <EOS>", "The family waits at the door. <EOS>"]
+    assert stripped[0].genre == "horror" and stripped[0].header == stories[0].header
+    assert [s.genre for s in contrast_stories(stories, tokenizer.decode, "skip")] == ["drama"]
+    with pytest.raises(ValueError, match="keep, strip, skip"):
+        contrast_stories(stories, tokenizer.decode, "drop")
