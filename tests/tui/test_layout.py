@@ -309,3 +309,25 @@ async def test_saved_toast_shows_the_file_name_and_a_short_folder_at_80_columns(
         assert name_line == "Saved the-lighthouse-keeper.json"
         assert folder_line.startswith("in …/") and folder_line.endswith("/drafts-of-a-nesting-writer")
         assert max(len(name_line), len(folder_line)) <= toast_text_width(80) == 37  # no line wraps in the toast
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_toasts_stand_above_the_status_bar_and_the_footer(make_app, size) -> None:
+    from textual.widgets._toast import Toast
+
+    from storyterm.tui.widgets.footer import StoryFooter
+
+    app = make_app()
+    async with app.run_test(size=size, notifications=True) as pilot:
+        await settle(app, pilot)
+        await pilot.press(*"The keeper")
+        app.clear_notifications()
+        await pilot.press("ctrl+s")
+        await pilot.pause()
+        await pilot.pause()
+        (toast,) = app.screen.query(Toast)
+        assert "Saved" in toast.render().plain
+        status, footer = app.status.region, app.query_one(StoryFooter).region
+        assert toast.region.height >= 2 and toast.region.bottom <= status.y < footer.y  # nothing of either hidden
+        bottom_rows = [app.screen.get_widget_at(x, status.y)[0] for x in range(0, size[0], 7)]
+        assert all(widget is app.status for widget in bottom_rows)
