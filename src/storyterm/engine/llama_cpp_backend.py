@@ -9,9 +9,9 @@ token at a time and samples with llama.cpp's native sampler chain (``llama_cpp_s
 the repetition penalty that spares Memory, temperature, top-k/p, min-p, typical-p, a seeded draw); the first-token
 mask, banned words of several tokens and the word guard (when the model has a word list) run as transformers'
 processors only on the steps where they can act, so the passage is the torch engine's. Alternatives are drawn one
-after another (alternative 0 streams). Token probabilities: each step's logits are copied out and, after the
-passage, put through the same processors in Python. ``--dtype`` does not apply (a GGUF file carries its own weight
-type: ``gguf_loading.py`` refuses all but auto).
+after another (alternative 0 streams). Token probabilities: each step's logits are copied out and put through the
+same processors in Python by a worker beside the loop (``step_probs.py``), so they are ready with the passage.
+``--dtype`` does not apply (a GGUF file carries its own weight type: ``gguf_loading.py`` refuses all but auto).
 """
 
 from __future__ import annotations
@@ -24,34 +24,11 @@ from .engine_base import EngineBase, GenerationRequest, GenerationStream, _Run
 from .llama_cpp_sampling import NativeSampler, StepHooks, split_banned, split_passage_hooks
 from .passage import SentenceStop
 from .prompt_builder import PreparedPrompt
-from .settings import SamplerSettings
-from .token_probs import TokenInfo, TokenTexts, align_tokens, row_token_probs, token_spans
+from .step_probs import Measured, StepProbs, sampling_warpers
+from .token_probs import TokenInfo, TokenTexts, align_tokens, token_spans
 
 if TYPE_CHECKING:
     from .loading import LoadedModel
-
-
-
-def _sampling_warpers(settings: SamplerSettings) -> list[Any]:
-    """transformers' warpers for ``settings``, in generate's order: what "probability under the sampler settings"
-    means on the torch engine (llama.cpp samples with the same knobs, temperature last)."""
-    from transformers import (MinPLogitsWarper, TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper,
-                              TypicalLogitsWarper)
-
-    if not settings.do_sample:
-        return []
-    warpers: list[Any] = []
-    if settings.temperature != 1.0:
-        warpers.append(TemperatureLogitsWarper(settings.temperature))
-    if settings.top_k:
-        warpers.append(TopKLogitsWarper(settings.top_k))
-    if settings.top_p < 1.0:
-        warpers.append(TopPLogitsWarper(settings.top_p))
-    if settings.min_p > 0:
-        warpers.append(MinPLogitsWarper(settings.min_p))
-    if settings.typical_p < 1.0:
-        warpers.append(TypicalLogitsWarper(settings.typical_p))
-    return warpers
 
 
 class LlamaCppEngine(EngineBase):
@@ -110,17 +87,17 @@ class LlamaCppEngine(EngineBase):
                 self._llama.reset()
                 self._read_afresh = False
             cached = self._cached_prefix(prepared.input_ids)
-            rows, steps, grace_rows = [], [], set()
+            rows, probes, grace_rows = [], [], set()
             for index in range(settings.num_alternatives):
                 sentence_stop = None
                 if settings.trim_sentences:  # it remembers its row's state: one per alternative
                     sentence_stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids),
                                                  settings.max_new_tokens, run.anchor)
                 row_seed = None if seed is None else (seed + index) % 2**32
-                row, row_steps = self._sample_row(run, prepared, limit, plan, sentence_stop, row_seed,
-                                                  stream=index == 0)
+                row, probe = self._sample_row(run, prepared, limit, plan, sentence_stop, row_seed,
+                                              stream=index == 0)
                 rows.append(row)
-                steps.append(row_steps)
+                probes.append(probe)
                 if sentence_stop is not None and sentence_stop.stopped_rows:
                     grace_rows.add(index)
                 if index == 0:
@@ -133,8 +110,8 @@ class LlamaCppEngine(EngineBase):
             run.result = self._build_result(run, prepared, rows, elapsed, started, seed, cached)
             if run.token_probs:
                 run.result = replace(run.result, tokens=tuple(
-                    self._row_tokens(run, row, self._processed_steps(plan, prepared, row, row_steps), text)
-                    for row, row_steps, text in zip(rows, steps, run.result.texts)))
+                    self._row_tokens(run, row, probe.measured(), text)
+                    for row, probe, text in zip(rows, probes, run.result.texts)))
         except BaseException as error:  # noqa: BLE001 - handed to the consumer
             self._read_afresh = True
             run.error = error
@@ -143,41 +120,15 @@ class LlamaCppEngine(EngineBase):
             self._lock.release()
             run.finished.set()
 
-    @staticmethod
-    def _processed_steps(plan: _Plan, prepared: PreparedPrompt, row: list[int], steps: list[tuple[Any, Any]]
-                         ) -> list[tuple[Any, Any]]:
-        """Each step's (model logits, logits after the processors). Where the processors ran natively, they are
-        applied now to the recorded logits, as Python processors, with the ids that preceded each step."""
-        import torch
-
-        if plan.hooks.full_python:
-            return steps
-        prompt, done = list(prepared.input_ids), []
-        for step, (raw, _none) in enumerate(steps):
-            ids = torch.tensor([prompt + row[:step]], dtype=torch.long)
-            scores = raw
-            for processor in plan.python:
-                scores = processor(ids, scores)
-            done.append((raw, scores))
-        return done
-
-    def _row_tokens(self, run: _Run, row: list[int], steps: list[tuple[Any, Any]], text: str
+    def _row_tokens(self, run: _Run, row: list[int], measured: list[Measured], text: str
                     ) -> tuple[TokenInfo, ...] | None:
-        """One alternative's tokens with their probabilities: the model's (the logits llama.cpp handed over) and
-        under the sampler settings (after the processors, with transformers' warpers in generate's order)."""
+        """One alternative's tokens with their probabilities (measured during the decode: ``step_probs.py``)."""
         tokenizer = self.loaded.tokenizer
         if self._token_texts is None:
             self._token_texts = TokenTexts(tokenizer)
         ends = [i for i, token in enumerate(row) if token in self._eos_ids]
         row = row[: ends[0]] if ends else row
-        warpers = _sampling_warpers(run.settings)
-        processed = []
-        for _raw, scores in steps:
-            for warper in warpers:
-                scores = warper(None, scores)
-            processed.append(scores)
-        measured = row_token_probs(tokenizer, run.anchor, row, [raw for raw, _ in steps], processed, 0,
-                                   run.token_probs)
+        measured = measured[: len(row)]
         decoded, spans = token_spans(tokenizer, run.anchor, row)
         return align_tokens(decoded, spans, text, run.lead, measured, self._token_texts)
 
@@ -192,9 +143,9 @@ class LlamaCppEngine(EngineBase):
 
     def _sample_row(self, run: _Run, prepared: PreparedPrompt, limit: int, plan: _Plan,
                     sentence_stop: SentenceStop | None, seed: int | None, *, stream: bool
-                    ) -> tuple[list[int], list[tuple[Any, Any]]]:
+                    ) -> tuple[list[int], StepProbs | None]:
         """One alternative's new token ids (its end token included), streamed to the live view when ``stream``,
-        and with token probabilities asked for, each step's (model logits, processed logits or None)."""
+        and with token probabilities asked for, the worker measuring them step by step."""
         import llama_cpp
         import numpy as np
         import torch
@@ -211,9 +162,11 @@ class LlamaCppEngine(EngineBase):
         if stream:
             run.streamer.put(np.array([prompt]))
         record, n_vocab = bool(run.token_probs), llama.n_vocab()
+        probe = StepProbs(prompt, plan.python, sampling_warpers(settings), run.token_probs, self._eos_ids) \
+            if record else None
         new: list[int] = []
         sequence = list(prompt)  # prompt and new tokens, for the hooks' prefix checks
-        steps: list[tuple[Any, Any]] = []
+        step: tuple[Any, Any] = (None, None)
         try:
             self._read_prompt(prompt)
             while True:
@@ -221,9 +174,9 @@ class LlamaCppEngine(EngineBase):
                 active = plan.hooks.active(len(new), sequence)
                 if active or record:
                     step = self._run_hooks(active, ids[:, :length], n_vocab, record, plan.hooks.full_python)
-                    if record:
-                        steps.append(step)
                 token = sampler.sample(llama.ctx)
+                if probe is not None:
+                    probe.add(*step, token)
                 new.append(token)
                 sequence.append(token)
                 if stream:
@@ -235,7 +188,9 @@ class LlamaCppEngine(EngineBase):
                 llama.eval([token])
         finally:
             sampler.close()
-        return new, steps
+            if probe is not None:
+                probe.close()
+        return new, probe
 
     def _run_hooks(self, processors: list[Any], ids: Any, n_vocab: int, record: bool, processed: bool
                    ) -> tuple[Any, Any]:
