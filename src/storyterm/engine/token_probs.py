@@ -71,7 +71,7 @@ def row_token_probs(tokenizer: Any, anchor: list[int], row: list[int], raw: list
     raw_p = torch.softmax(logits, dim=-1)
     proc_p = torch.softmax(scores, dim=-1)  # -inf (cut) scores become 0
     proc_p = torch.nan_to_num(proc_p, nan=0.0)
-    ids = torch.tensor(row[:steps], dtype=torch.long).unsqueeze(1)
+    ids = torch.tensor(row[:steps], dtype=torch.long, device=logits.device).unsqueeze(1)  # logits may be on a GPU
     chosen_raw = raw_p.gather(1, ids).squeeze(1).tolist()
     chosen_proc = proc_p.gather(1, ids).squeeze(1).tolist()
     tops: list[list] = [[] for _ in range(steps)]
