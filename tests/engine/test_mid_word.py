@@ -1,5 +1,6 @@
 """A passage may finish the writer's half-written word ("Then Tav" → "ern…"), decided with the model's word list;
-a finished word still gets a new word or punctuation, and without a word list every word counts as finished."""
+a finished word still gets a new word or punctuation. Without a word list ``plan_start`` takes every word as
+finished and the engine heals the words its vocabulary tells unfinished (test_token_healing.py)."""
 
 from __future__ import annotations
 

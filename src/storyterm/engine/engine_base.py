@@ -13,7 +13,7 @@ import secrets
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from transformers import (LogitsProcessorList, RepetitionPenaltyLogitsProcessor, StoppingCriteria,
@@ -24,10 +24,10 @@ from .errors import EngineBusyError, SettingsError, UnknownGenreError
 from .genres import DEFAULT_WORD_GENRE_SETTINGS, WordGenres
 from .instruct import eos_token_ids, has_chat_template
 from .lorebook import Lorebook
-from .passage import (DECODE_KWARGS, START, SentenceStop, TokenSurfaces, decode_continuation, finish_passage,
-                      grace_tokens, plan_start, unfinished_word)
+from .passage import (DECODE_KWARGS, HEALED, MID_WORD, START, SentenceStop, TokenSurfaces, after_healed,
+                      decode_continuation, finish_passage, grace_tokens, plan_start, unfinished_word, without_healed)
 from .prompt import BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, genre_token
-from .prompt_builder import PreparedPrompt, PromptBuilder
+from .prompt_builder import STORY, PreparedPrompt, PromptBuilder
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
 from .token_probs import TokenInfo, validate_token_probs
@@ -57,6 +57,9 @@ class GenerationRequest:
     authors_note_depth: int = DEFAULT_NOTE_DEPTH
     token_probs: int = 0  # report each token's probabilities and this many top candidates (engine/token_probs.py)
     lorebook: Lorebook = Lorebook()  # world info entries the story's last lines call for (engine/lorebook.py)
+    # Token healing of a last word for models without a word list (passage.HEALED); a token swap's continuation is
+    # not healed: the writer chose that token.
+    heal: bool = True
 
 
 @dataclass(frozen=True)
@@ -167,7 +170,7 @@ class GenerationStream:
         run = self._run
         strip_leading = run.strip_leading
         lead = run.lead
-        for piece in StopScanner(run.stops).filter(run.streamer):
+        for piece in StopScanner(run.stops).filter(after_healed(run.streamer, run.healed)):
             if strip_leading:
                 piece = piece.lstrip()
                 strip_leading = not piece
@@ -214,6 +217,7 @@ class _Run:
     stops: tuple[str, ...] = ()  # stop sequences: the streamed and final texts end before the first one
     banned: tuple[str, ...] = ()  # banned words
     token_probs: int = 0  # top candidates per token to report (0: no probabilities)
+    healed: str = ""  # the story's last token's text, written again at the passage's start (passage.HEALED)
     cancelled: threading.Event = field(default_factory=threading.Event)
     finished: threading.Event = field(default_factory=threading.Event)
     error: BaseException | None = None
@@ -326,6 +330,32 @@ class EngineBase:
         """The prompt's token ids after trimming (``prompt_builder.py``)."""
         return self._builder.prepare(request)
 
+    def prepare_passage(self, request: GenerationRequest) -> PreparedPrompt:
+        """The prompt a passage is generated from: ``prepare``'s, less the story's last token when the passage heals
+        it (``passage.HEALED``): a model without a word list, a story whose last word is unfinished by the words of
+        the model's vocabulary (``unfinished_word``), and other tokens that begin with its last token."""
+        prepared = self.prepare(request)
+        ids = prepared.input_ids
+        if (not request.heal or self._word_guard.available or self.instruct_on(request) or len(ids) < 2
+                or not prepared.parts or prepared.parts[-1].kind != STORY):
+            return prepared
+        known = self._surfaces().whole_words()
+        plan = plan_start(request.story, lambda word, before: unfinished_word(word, f"{before}\n{request.memory}",
+                                                                              *known))
+        if plan.kind != MID_WORD:
+            return prepared
+        surfaces = self._surfaces()
+        healed = surfaces.surfaces[ids[-1]] if 0 <= ids[-1] < surfaces.vocab_size else ""
+        if (not healed.strip() or not plan.prompt_story.endswith(healed.lstrip())
+                or surfaces.healing_mask(healed) is None):
+            return prepared
+        return replace(prepared, input_ids=ids[:-1], story_tokens=prepared.story_tokens - 1, healed=healed)
+
+    def _surfaces(self) -> TokenSurfaces:
+        if self._token_surfaces is None:
+            self._token_surfaces = TokenSurfaces(self.loaded.tokenizer, self._eos_ids)
+        return self._token_surfaces
+
     def _encode_writer_text(self, text: str) -> list[int]:
         return self._builder.encode_writer_text(text)
 
@@ -386,7 +416,8 @@ class EngineBase:
                    strip_leading=instruct or plan.drop_leading_space, lead=lead, settings=request.settings,
                    anchor=anchor)
         # An instruct reply is a new turn: it starts like a story does, whatever the story ends with.
-        kind = START if instruct else plan.kind
+        kind = START if instruct else HEALED if prepared.healed else plan.kind
+        run.healed = prepared.healed
         run.logits_processor, run.sentence_stop = self._passage_hooks(kind, prepared, request.settings, anchor)
         run.stops, run.banned = tuple(request.stop_sequences), tuple(request.banned_words)
         run.token_probs = request.token_probs
@@ -404,9 +435,9 @@ class EngineBase:
                        anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:
         """The spacing rule's first-token mask, the repetition penalty (story and passage only) and, with trimming
         on, the criterion that ends a finished sentence."""
-        if self._token_surfaces is None:
-            self._token_surfaces = TokenSurfaces(self.loaded.tokenizer, self._eos_ids)
-        mask = self._token_surfaces.first_token_mask(kind, len(prepared.input_ids))
+        surfaces, length = self._surfaces(), len(prepared.input_ids)
+        mask = (surfaces.healing_first_token_mask(prepared.healed, length) if kind == HEALED
+                else surfaces.first_token_mask(kind, length))
         processors = LogitsProcessorList([mask] if mask is not None else [])
         before_story = prepared.header_tokens + prepared.lorebook_tokens
         if settings.repetition_penalty != 1.0 and before_story:
@@ -435,7 +466,8 @@ class EngineBase:
                 row = row[: ends[0]]
             if self._pad_id in row:  # a row that stopped early is padded while the others run on
                 row = row[: row.index(self._pad_id)]
-            text, stop = cut_at_stop(decode_continuation(tokenizer, run.anchor, row), run.stops)
+            text, stop = cut_at_stop(without_healed(decode_continuation(tokenizer, run.anchor, row), run.healed),
+                                     run.stops)
             stops.append(stop)
             text = text.lstrip() if run.strip_leading else text
             text, ending = (text.rstrip(), STOP_SEQUENCE) if stop is not None else finish_passage(

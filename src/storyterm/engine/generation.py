@@ -81,7 +81,7 @@ class StoryEngine(EngineBase):
 
     def stream(self, request: GenerationRequest) -> GenerationStream:
         self.validate(request)
-        prepared = self.prepare(request)
+        prepared = self.prepare_passage(request)
         config = self.generation_config(request.settings, len(prepared.input_ids))
         reuse_cache = (
             self._prompt_cache is not None
@@ -187,5 +187,6 @@ class StoryEngine(EngineBase):
             row = row[: ends[0]] if ends else row
             measured = row_token_probs(tokenizer, run.anchor, row, raw_steps, processed_steps, index, run.token_probs)
             decoded, spans = token_spans(tokenizer, run.anchor, row)
-            out.append(align_tokens(decoded, spans, texts[index], run.lead, measured, self._token_texts))
+            out.append(align_tokens(decoded, spans, texts[index], run.lead, measured, self._token_texts,
+                                    run.healed))
         return tuple(out)

@@ -47,7 +47,7 @@ class LlamaCppEngine(EngineBase):
 
     def stream(self, request: GenerationRequest) -> GenerationStream:
         self.validate(request)
-        prepared = self.prepare(request)
+        prepared = self.prepare_passage(request)
         seed = self._draw_seed(request.settings)
         return self._start(request, prepared, self._generate_in_thread, prepared, seed)
 
@@ -130,7 +130,7 @@ class LlamaCppEngine(EngineBase):
         row = row[: ends[0]] if ends else row
         measured = measured[: len(row)]
         decoded, spans = token_spans(tokenizer, run.anchor, row)
-        return align_tokens(decoded, spans, text, run.lead, measured, self._token_texts)
+        return align_tokens(decoded, spans, text, run.lead, measured, self._token_texts, run.healed)
 
     def _cached_prefix(self, prompt: list[int]) -> int:
         """Prompt tokens llama.cpp will not read again: the common prefix with what its KV cache holds."""

@@ -6,9 +6,11 @@ blank line, the start of a new word; after a finished word, a new word or punctu
 or a closing quote. So a passage never glues onto the last word, never opens with stray punctuation after a blank
 line, and never begins with the end-of-text token. One exception: when the writer's own text ends mid-word ("Then
 Tav"), the passage may also finish that word ("i walked in" → "Tavi"). Mid-word is decided with the model's word
-list (``unfinished_word``): the last word is not a word of the list or of the story, but begins one. Without a word
-list a word is taken as finished. The app's own texts (starters, title prompts) end with a space (``opening_text``):
-always a new word.
+list (``unfinished_word``): the last word is not a word of the list or of the story, but begins one. A model without
+a word list (a writer's GPT-2, Llama, Qwen checkpoint) decides itself, by token healing (``HEALED``): the story's
+last token is left out of the prompt and the first new token must begin with its text ("The dra" is read as "The",
+then " dra" → " dragon" or " drama", or " dra" itself and a new word); the passage is what follows that text. The
+app's own texts (starters, title prompts) end with a space (``opening_text``): always a new word.
 
 End: with ``trim_sentences`` the passage may run a little past ``max_new_tokens`` to finish its sentence
 (``SentenceStop``); whatever is still unfinished is cut back to the last sentence end (KoboldAI's "trim incomplete
@@ -20,7 +22,7 @@ from __future__ import annotations
 import bisect
 import math
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -46,6 +48,7 @@ START = "start"  # no story: a sentence start
 AFTER_SPACE = "after_space"  # whitespace or a blank line: a new word (the story's whitespace stays, the model's goes)
 AFTER_WORD = "after_word"  # a letter or digit: a new word or punctuation — never glued onto the word
 MID_WORD = "mid_word"  # the writer's unfinished word: its continuation (letters at once), a new word or punctuation
+HEALED = "healed"  # no word list, an unfinished last word: its last token is written again, perhaps longer
 AFTER_PUNCT = "after_punct"  # . , ; : ! ? … ) and closing quotes: a new word or a closing quote
 FREE = "free"  # an opening quote, bracket, dash…: any visible token
 BARE_SPACE = "bare_space"  # tokens that are only whitespace
@@ -57,6 +60,7 @@ _SENTENCE_START = re.compile(r"\s*[\w\"'“‘(\[]")
 _CONTINUATION = re.compile(r"[^\W\d_]")  # letters straight on: the same word goes on
 _TRAILING_WORD = re.compile(r"[^\W\d_]+$")
 _WORDS = re.compile(r"[^\W\d_]+")
+_WHOLE_WORD = re.compile(r" [^\W\d_]+")  # a token that is a whole word (after a space)
 _PUNCT_AFTER_WORD = re.compile(r"[.,;:!?…)\]}\"'”’]")
 _CLOSING = re.compile(r"[\"'”’)\]}]")
 _ENDS_AT_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
@@ -117,6 +121,25 @@ def unfinished_word(word: str, other_text: str, known: frozenset[str] | set[str]
     return any(other.startswith(folded) for other in others)
 
 
+def after_healed(pieces: Iterable[str], healed: str) -> Iterator[str]:
+    """The streamed text after ``healed`` (the story's own last token, which a healed passage writes again)."""
+    for piece in pieces:
+        if healed and piece:
+            if healed.startswith(piece):
+                healed, piece = healed[len(piece):], ""
+            elif piece.startswith(healed):
+                piece, healed = piece[len(healed):], ""
+            else:
+                healed = ""  # not the healed text after all: shown as it is, as the final text is
+        if piece:
+            yield piece
+
+
+def without_healed(text: str, healed: str) -> str:
+    """A healed passage's text after the story's own (``healed``, the left-out token's text, written again first)."""
+    return text[len(healed):] if healed and text.startswith(healed) else text
+
+
 def grace_tokens(max_new_tokens: int) -> int:
     return max(GRACE_MIN_TOKENS, math.ceil(max_new_tokens * GRACE_SHARE))
 
@@ -143,6 +166,8 @@ class TokenSurfaces:
         self.surfaces = [text[len(before):] for text in decoded]
         self.vocab_size = len(self.surfaces)
         self._masks: dict[str, torch.Tensor] = {}
+        self._healing: dict[str, torch.Tensor | None] = {}
+        self._whole_words: tuple[frozenset[str], list[str]] | None = None
         self._eos_ids = [int(i) for i in eos_ids]
         self._torch = torch
 
@@ -170,6 +195,37 @@ class TokenSurfaces:
             self._masks[kind] = mask
         mask = self._masks[kind]
         return mask if bool(mask.any()) else None
+
+    def whole_words(self) -> tuple[frozenset[str], list[str]]:
+        """The words the vocabulary holds whole (a token that is a space and letters), lower-cased, and sorted: a
+        model without a word list tells a finished last word ("dragon") from an unfinished one ("dra") by them."""
+        if self._whole_words is None:
+            words = frozenset(surface[1:].lower() for surface in self.surfaces if _WHOLE_WORD.fullmatch(surface))
+            self._whole_words = (words, sorted(words))
+        return self._whole_words
+
+    def healing_mask(self, healed: str) -> torch.Tensor | None:
+        """The tokens whose text begins with ``healed`` (the left-out token's; never an end token); None when only
+        one token does, so healing could only write that token again."""
+        if healed in self._healing:
+            return self._healing[healed]
+        mask = None
+        if healed.strip():
+            mask = self._torch.tensor([surface.startswith(healed) for surface in self.surfaces],
+                                      dtype=self._torch.bool)
+            for eos_id in self._eos_ids:
+                if 0 <= eos_id < self.vocab_size:
+                    mask[eos_id] = False
+            mask = mask if int(mask.sum()) > 1 else None
+        self._healing[healed] = mask
+        return mask
+
+    def healing_first_token_mask(self, healed: str, prompt_length: int) -> FirstTokenMask | None:
+        """The first new token of a healed prompt begins with ``healed``, the text of the token left out."""
+        allowed = self.healing_mask(healed)
+        if allowed is None:
+            return None
+        return FirstTokenMask(prompt_length, allowed, self._torch.zeros_like(allowed), self._torch.ones_like(allowed))
 
     def first_token_mask(self, kind: str, prompt_length: int) -> FirstTokenMask | None:
         allowed = self.allowed_mask(kind)

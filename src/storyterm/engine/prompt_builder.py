@@ -74,6 +74,7 @@ class PreparedPrompt:
     parts: tuple[ContextPart, ...] = ()  # input_ids cut into marked parts, in order (they add up to input_ids)
     left_out: tuple[str, ...] = ()  # one line per thing trimmed away: the story's oldest text, lorebook entries
     lorebook_tokens: int = 0  # the lorebook entries' tokens (after the header and memory)
+    healed: str = ""  # token healing: the text of the story's last token, left out of input_ids (passage.HEALED)
 
 
 def decode_ids(tokenizer: Any, ids: Sequence[int]) -> str:

@@ -23,7 +23,7 @@ def swap_request(request: GenerationRequest, swap: TokenSwap) -> GenerationReque
     settings = request.settings
     left = max(settings.max_new_tokens // 2, settings.max_new_tokens - swap.index - 1, 1)
     settings = replace(settings, num_alternatives=1, max_new_tokens=left)
-    return replace(request, story=request.story + swap.head, settings=settings,
+    return replace(request, story=request.story + swap.head, settings=settings, heal=False,  # the chosen token stays
                    token_probs=request.token_probs or len(swap.tokens[swap.index].top))
 
 

@@ -124,9 +124,15 @@ def token_spans(tokenizer: Any, anchor: list[int], ids: list[int]) -> tuple[str,
 
 
 def align_tokens(decoded: str, ends: list[int], final_text: str, lead: str,
-                 measured: list[tuple[int, float, float, list]], texts: TokenTexts) -> tuple[TokenInfo, ...] | None:
+                 measured: list[tuple[int, float, float, list]], texts: TokenTexts, healed: str = ""
+                 ) -> tuple[TokenInfo, ...] | None:
     """TokenInfos whose texts join to ``final_text`` (= ``lead`` + a slice of ``decoded``), or None if the text
-    is not such a slice (nothing is reported rather than something wrong)."""
+    is not such a slice (nothing is reported rather than something wrong). ``healed``: the story's own text that
+    ``decoded`` begins with (token healing, ``passage.HEALED``): not the passage's, and the first token's
+    candidates are those that begin with it, without it."""
+    skip = len(healed) if healed and decoded.startswith(healed) else 0
+    if skip:
+        decoded, ends = decoded[skip:], [max(0, end - skip) for end in ends]
     core = final_text[len(lead):] if lead and final_text.startswith(lead) else final_text
     lead = final_text[: len(final_text) - len(core)]
     start = 0 if decoded.startswith(core) else len(decoded) - len(decoded.lstrip())
@@ -135,15 +141,18 @@ def align_tokens(decoded: str, ends: list[int], final_text: str, lead: str,
     stop = start + len(core)
     tokens: list[TokenInfo] = []
     begin = 0
-    for end, (token_id, prob, raw_prob, top) in zip(ends, measured):
+    for step, (end, (token_id, prob, raw_prob, top)) in enumerate(zip(ends, measured)):
         a, b = max(begin, start), min(end, stop)
         begin = end
         if b <= a and (end <= start or a >= stop):
-            continue  # stripped leading space, or the trimmed tail
+            continue  # stripped leading space, the healed token written again as it was, or the trimmed tail
         text = decoded[a:b] if b > a else ""
         if not tokens:
             text = lead + text
-        candidates = tuple(Candidate(cid, texts(cid), round(cp, 6), round(cr, 6)) for cid, cp, cr in top)
+        named = [(cid, texts(cid), cp, cr) for cid, cp, cr in top]
+        if skip and step == 0:  # what else could have followed the story's own text
+            named = [(cid, said[skip:], cp, cr) for cid, said, cp, cr in named if said.startswith(healed)]
+        candidates = tuple(Candidate(cid, said, round(cp, 6), round(cr, 6)) for cid, said, cp, cr in named)
         tokens.append(TokenInfo(token_id, text, round(prob, 6), round(raw_prob, 6), candidates))
     if "".join(t.text for t in tokens) != final_text:
         return None
