@@ -45,6 +45,7 @@ GROUPS = (
     ("stopping criteria", "engine/passage.py", "__call__"),
     ("stopping criteria", "engine/steering.py", "__call__"),
     ("streamer (detokenize, wake the consumer)", "engine/engine_base.py", "put"),
+    ("streamer (detokenize, wake the consumer)", "engine/llama_cpp_backend.py", "put"),  # queues the ids only
 )
 LOOP = ("engine/llama_cpp_backend.py", "_sample_row")
 
@@ -161,7 +162,7 @@ def main() -> int:
                 "bare loop + chain without penalty and -inf bias": ((), None)}
             for name, (banned, history) in variants.items():
                 sampler = native(llama_cpp, loaded.model.llama.n_vocab(), seeded.settings, run + 1,
-                                 banned_ids=banned, penalty_history=history, window=len(prompt) + args.new_tokens)
+                                 banned_ids=banned, penalty_history=history)
                 try:
                     chains.setdefault(name, []).append(bare_loop_ms(loaded.model.llama, prompt, args.new_tokens,
                                                                     sampler))
