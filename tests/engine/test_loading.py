@@ -172,3 +172,16 @@ def test_hub_id_not_cached_and_hub_unreachable_fails_fast(monkeypatch: pytest.Mo
     assert not loading.hub_reachable(timeout=1)
     with pytest.raises(ModelLoadError, match="hub cannot be reached"):
         load_model(ModelSpec("someone/not-cached"))
+
+
+def test_a_transformers_release_older_than_the_engine_needs_is_refused_in_one_line(
+        monkeypatch: pytest.MonkeyPatch, tiny_checkpoint: Path) -> None:
+    import transformers
+
+    monkeypatch.setattr(transformers, "__version__", "5.17.0")
+    with pytest.raises(ModelLoadError) as caught:
+        load_model(ModelSpec(str(tiny_checkpoint), device="cpu"))
+    message = str(caught.value)
+    assert "\n" not in message and "transformers >= 5.24" in message and "5.17.0" in message
+    for accepted in ("5.24.0", "5.30.1", "5.24.0.dev0"):
+        loading.check_transformers_version(accepted)

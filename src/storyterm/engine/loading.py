@@ -81,6 +81,25 @@ class LoadedModel:
         return has_chat_template(self.tokenizer)
 
 
+# The engine uses transformers 5.24's cache API: generate(cache=…) (earlier releases: past_key_values) and the cache
+# layers' crop / past recording that prompt-cache reuse relies on (kv_cache.py).
+MIN_TRANSFORMERS = (5, 24)
+
+
+def check_transformers_version(version: str | None = None) -> None:
+    """Refuse, in one line, a transformers release older than the engine needs (an old environment, --no-deps)."""
+    import re
+
+    import transformers
+
+    version = version or transformers.__version__
+    numbers = tuple(int(part) for part in re.findall(r"\d+", version)[:2])
+    if numbers < MIN_TRANSFORMERS:
+        wanted = ".".join(map(str, MIN_TRANSFORMERS))
+        raise ModelLoadError(f"storyterm needs transformers >= {wanted} (found {version}): "
+                             f"pip install -U 'transformers>={wanted},<6'")
+
+
 def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None) -> LoadedModel:
     """Load ``spec`` and return the model in eval mode on its device. Raises ModelLoadError / DeviceError.
     A ``.gguf`` file is loaded with llama.cpp (``gguf_loading.py``)."""
@@ -88,6 +107,7 @@ def load_model(spec: ModelSpec, on_progress: Callable[[str], None] | None = None
 
     if is_gguf(spec.source):
         return load_gguf(spec, on_progress)
+    check_transformers_version()
     progress = on_progress or (lambda _message: None)
     progress(f"Locating model {spec.source!r}…")
     directory, name = resolve_source(spec.source, allow_pickle=spec.allow_pickle)
