@@ -111,3 +111,24 @@ def test_non_causal_models_are_refused(capsys, zoo: Path, build) -> None:
     path = build(zoo / f"refused-{build.__name__}")
     code, line = run_error(capsys, "generate", "--model", str(path), "-p", "x")
     assert code == 1 and "decoder-only causal language models" in line
+
+
+def test_a_half_written_word_is_finished_once_on_the_command_line(capsys, zoo: Path) -> None:
+    """Token healing (a model without a word list): the story's last token is written again by the model and cut
+    from the passage, so the printed story + passage never doubles it; the JSON prompt is the writer's whole text."""
+    from tests.tiny_sentencepiece import build_tiny_sentencepiece_checkpoint
+
+    model = build_tiny_sentencepiece_checkpoint(zoo / "sentencepiece")
+    story = "The detective finds a lett"
+    common = ["--model", str(model), "-p", story, "--seed", "2", "--max-new-tokens", "8", "--no-trim"]
+    from storyterm.engine.generation import GenerationRequest, StoryEngine
+    from storyterm.engine.loading import ModelSpec, load_model
+
+    engine = StoryEngine(load_model(ModelSpec(str(model), device="cpu")))
+    assert engine.prepare_passage(GenerationRequest(None, story)).healed == "t"  # "lett" begins "letter"
+    data = run_json(capsys, *common, "--logprobs", "3")
+    assert data["prompt"].endswith(story)
+    (text,) = data["texts"]
+    assert text and "".join(token["text"] for token in data["tokens"]) == text
+    assert cli.main(["generate", *common]) == 0
+    assert capsys.readouterr().out == story + text + "\n"
