@@ -146,3 +146,35 @@ async def test_the_writer_s_half_written_word_may_be_finished_in_the_editor(make
         await pilot.press("tab")
         await pilot.pause()
         assert app.draft.text == story + passage
+
+
+async def test_a_half_written_word_is_finished_in_the_editor(make_app, tiny_loaded, monkeypatch) -> None:
+    """A model without a word list heals the writer's unfinished last word: the editor shows the story once and the
+    passage goes straight on with the word (engine/test_token_healing.py has the rule)."""
+    from storyterm.engine.generation import StoryEngine
+    from tests.engine.test_passage import script_model
+    from tests.engine.test_token_healing import half_written
+
+    engine = StoryEngine(tiny_loaded)
+    story, _word, healed = half_written(engine, tiny_loaded.genres[0] if tiny_loaded.genres else None)
+    surfaces = engine._surfaces().surfaces
+    longer = max((i for i, s in enumerate(surfaces) if s.startswith(healed) and s != healed),
+                 key=lambda i: len(surfaces[i]))
+    dot = surfaces.index(".")
+    written: list[int] = []
+
+    def model_wants(_length: int, _last: int) -> int:  # the longer token first, then full stops
+        written.append(1)
+        return longer if len(written) == 1 else dot
+
+    app: StorytermApp = make_app(settings_toml="max_new_tokens = 4\nseed = 3\ntrim_sentences = false\n")
+    async with app.run_test(size=APP_SIZE) as pilot:
+        await settle(app, pilot)
+        script_model(tiny_loaded, monkeypatch, model_wants)
+        await type_and_generate(app, pilot, story)
+        monkeypatch.undo()
+        passage = app.draft.pending.text
+        assert passage.startswith(surfaces[longer][len(healed):] + "."), passage  # the word goes on, once
+        assert app.draft.text == story and app.editor.text == story + passage
+        tokens = app.draft.pending.token_infos()
+        assert tokens and "".join(token.text for token in tokens) == passage  # the probability view lines up
