@@ -82,7 +82,8 @@ def test_a_passage_finishes_the_writer_s_word_and_never_glues_onto_a_finished_on
     assert result.text.startswith(piece), result.text  # "tav" + piece: the writer's word, finished
     assert streamed == result.text
     assert "".join(token.text for token in result.tokens[0]) == result.text  # probability spans line up
-    for story, words_engine in (("He walked", engine), ("Then the tav", plain)):  # finished; no word list
+    # A finished word, with the model's word list and without one (then "tav" is healed: test_token_healing.py)
+    for story, words_engine in (("He walked", engine), ("He walked", plain)):
         streamed, result = passage_after(words_engine, any_loaded, monkeypatch, story, first)
         assert result.text and not result.text[0].isalpha(), (story, result.text)  # a new word or punctuation
         assert streamed == result.text

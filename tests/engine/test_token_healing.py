@@ -1,10 +1,11 @@
 """Token healing: a model without a word list finishes the writer's half-written word ("The lett" → "er…"). The
-last word is unfinished by the words the vocabulary holds whole; the story's last token is left out and the first
+last word is half-written by English words and the vocabulary's; the story's last token is left out and the first
 new token must begin with its text; the passage is what follows that text — streamed, final and token spans alike,
 on the torch and the GGUF engine."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 
 import pytest
@@ -21,12 +22,13 @@ GREEDY = SamplerSettings(max_new_tokens=6, do_sample=False, trim_sentences=False
 
 def half_written(engine: StoryEngine, genre: str | None) -> tuple[str, str, str]:
     """(story, the whole word its last word begins, the healed token's text): a story ending with a prefix of one of
-    the vocabulary's whole words that is no word itself, and whose last token other tokens begin with."""
-    words, _ordered = engine._surfaces().whole_words()
-    for word in sorted(words, key=len, reverse=True):
+    the vocabulary's whole words that is no finished word itself, and whose last token other tokens begin with."""
+    finished, _beginnings = engine._surfaces().whole_words()
+    words = {s[1:].lower() for s in engine._surfaces().surfaces if re.fullmatch(r" [A-Za-z]+", s)}
+    for word in sorted(words, key=lambda w: (-len(w), w)):
         for cut in range(len(word) - 1, 1, -1):
             story = f"The ghost saw the {word[:cut]}"
-            if word[:cut] in words:
+            if word[:cut] in finished:
                 continue
             healed = engine.prepare_passage(GenerationRequest(genre, story, settings=GREEDY)).healed
             if healed:
@@ -49,7 +51,7 @@ def scripted_passage(engine: StoryEngine, loaded: LoadedModel, monkeypatch: pyte
 
 def test_a_half_written_word_is_healed_and_finished(any_loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
     engine = StoryEngine(any_loaded)
-    assert not engine.word_guard_available  # no word list: the vocabulary decides
+    assert not engine.word_guard_available  # no word list: English and the vocabulary's words decide
     genre = genre_of(any_loaded)
     story, _word, healed = half_written(engine, genre)
     request = GenerationRequest(genre, story, settings=GREEDY, token_probs=20)
@@ -125,3 +127,21 @@ def test_the_gguf_engine_heals_as_the_torch_engine_does(tiny_gguf) -> None:
     assert "".join(token.text for token in mine.tokens[0]) == mine.text
     first = mine.tokens[0][0]
     assert ours._surfaces().surfaces[first.token_id].startswith(healed)  # the first token began with the story's
+
+
+@pytest.mark.parametrize(("story", "half_written_word"), [
+    ("The dragon slept. The dra", True),  # no English word, begins "dragon"
+    ("The knight drew his sw", True),  # a short piece a vocabulary may hold whole is still no word
+    ("He walked into the tavern", False),
+    ("She opened the do", False),  # a word: left as the writer wrote it (a word list would say the same)
+    ("A Ghost", False),
+    ("Then Zorb", False),  # begins nothing: a name of the writer's, finished
+    ("Zorbulax came. Then Zorb", True),  # begins a name the story used
+])
+def test_english_words_tell_a_half_written_word(any_loaded: LoadedModel, story: str, half_written_word: bool) -> None:
+    from storyterm.engine.passage import MID_WORD, plan_start, unfinished_word
+
+    finished, beginnings = StoryEngine(any_loaded)._surfaces().whole_words()
+    assert {"do", "dragon", "walked"} <= finished and "dra" not in finished and "sw" not in finished
+    kind = plan_start(story, lambda word, before: unfinished_word(word, before, finished, beginnings)).kind
+    assert (kind == MID_WORD) == half_written_word

@@ -332,8 +332,9 @@ class EngineBase:
 
     def prepare_passage(self, request: GenerationRequest) -> PreparedPrompt:
         """The prompt a passage is generated from: ``prepare``'s, less the story's last token when the passage heals
-        it (``passage.HEALED``): a model without a word list, a story whose last word is unfinished by the words of
-        the model's vocabulary (``unfinished_word``), and other tokens that begin with its last token."""
+        it (``passage.HEALED``): a model without a word list, a story whose last word is half-written by English
+        words and the vocabulary's (``TokenSurfaces.whole_words``, ``unfinished_word``), and other tokens that
+        begin with its last token."""
         prepared = self.prepare(request)
         ids = prepared.input_ids
         if (not request.heal or self._word_guard.available or self.instruct_on(request) or len(ids) < 2

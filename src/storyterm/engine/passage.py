@@ -7,9 +7,10 @@ or a closing quote. So a passage never glues onto the last word, never opens wit
 line, and never begins with the end-of-text token. One exception: when the writer's own text ends mid-word ("Then
 Tav"), the passage may also finish that word ("i walked in" → "Tavi"). Mid-word is decided with the model's word
 list (``unfinished_word``): the last word is not a word of the list or of the story, but begins one. A model without
-a word list (a writer's GPT-2, Llama, Qwen checkpoint) decides itself, by token healing (``HEALED``): the story's
-last token is left out of the prompt and the first new token must begin with its text ("The dra" is read as "The",
-then " dra" → " dragon" or " drama", or " dra" itself and a new word); the passage is what follows that text. The
+a word list (a writer's GPT-2, Llama, Qwen checkpoint) tells it the same way with English words and its vocabulary's
+(``TokenSurfaces.whole_words``), then lets the model finish the word by token healing (``HEALED``): the story's last
+token is left out of the prompt and the first new token must begin with its text ("The dra" is read as "The", then
+" dra" → " dragon" or " drama", or " dra" itself and a new word); the passage is what follows that text. The
 app's own texts (starters, title prompts) end with a space (``opening_text``): always a new word.
 
 End: with ``trim_sentences`` the passage may run a little past ``max_new_tokens`` to finish its sentence
@@ -197,11 +198,17 @@ class TokenSurfaces:
         return mask if bool(mask.any()) else None
 
     def whole_words(self) -> tuple[frozenset[str], list[str]]:
-        """The words the vocabulary holds whole (a token that is a space and letters), lower-cased, and sorted: a
-        model without a word list tells a finished last word ("dragon") from an unfinished one ("dra") by them."""
+        """How a model without a word list tells a finished last word from a half-written one (``unfinished_word``):
+        (the words that count as finished: ``english_words`` and the vocabulary's whole-word tokens — a space and
+        letters — of 4 letters or more; the words a half-written one may begin, sorted: both, whole-word tokens of
+        any length). Short whole-word tokens are as often pieces (" dra", " sw") as words."""
         if self._whole_words is None:
-            words = frozenset(surface[1:].lower() for surface in self.surfaces if _WHOLE_WORD.fullmatch(surface))
-            self._whole_words = (words, sorted(words))
+            from .words import english_words
+
+            vocabulary = {surface[1:].lower() for surface in self.surfaces if _WHOLE_WORD.fullmatch(surface)}
+            english = english_words()
+            finished = english | {word for word in vocabulary if len(word) >= 4}
+            self._whole_words = (frozenset(finished), sorted(english | vocabulary))
         return self._whole_words
 
     def healing_mask(self, healed: str) -> torch.Tensor | None:

@@ -25,6 +25,7 @@ training text is still a real spelling more often than not). A checkpoint export
 
 from __future__ import annotations
 
+import functools
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable
@@ -32,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 WORDS_FILE = "words.txt"
+BUILTIN_WORDS = Path(__file__).resolve().parent.parent / "models" / "builtin" / WORDS_FILE
 GGUF_WORDS_KEY = "storyterm.words"  # a GGUF file's words.txt, as one string (llama.cpp hands arrays to nobody)
 # A run of letters: \w without digits and underscore.
 WORD = re.compile(r"[^\W\d_]+")
@@ -107,6 +109,14 @@ def checkpoint_known_words(directory: Path | None) -> frozenset[str] | None:
     except (OSError, UnicodeDecodeError):
         return None
     return words or None
+
+
+@functools.cache
+def english_words() -> frozenset[str]:
+    """The built-in model's known words (film plots in English, names included): how a model without a word list
+    tells a finished last word ("do", "dragon") from a half-written one ("dra", "sw") before healing it
+    (``EngineBase.prepare_passage``). Empty when the file cannot be read."""
+    return checkpoint_known_words(BUILTIN_WORDS.parent) or frozenset()
 
 
 @dataclass(frozen=True)
