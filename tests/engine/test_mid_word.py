@@ -15,7 +15,8 @@ from storyterm.engine.loading import LoadedModel
 from storyterm.engine.passage import plan_start, unfinished_word
 from storyterm.engine.prompt import opening_text
 from storyterm.engine.settings import SamplerSettings
-from tests.engine.test_passage import any_loaded, genre_of, script_model  # noqa: F401 - any_loaded is a fixture
+from tests.engine.test_passage import (  # noqa: F401 - any_loaded is a fixture
+    any_loaded, genre_of, script_model, scripted_passage)
 
 GREEDY = SamplerSettings(max_new_tokens=6, do_sample=False, trim_sentences=False)
 KNOWN = frozenset({"then", "the", "he", "walked", "tavern", "walk", "in"})
@@ -59,16 +60,8 @@ def continuation_token(engine: StoryEngine) -> tuple[int, str]:
 
 def passage_after(engine: StoryEngine, loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, story: str,
                   first: int, **request_options) -> tuple[str, object]:
-    """The passage of a model that wants ``first`` as its first token, then full stops; streamed and final."""
-    dot = next(i for i, s in enumerate(engine._token_surfaces.surfaces) if s == ".")
     request = GenerationRequest(genre_of(loaded), story, settings=GREEDY, **request_options)
-    start = len(engine.prepare(request).input_ids)
-    script_model(loaded, monkeypatch, lambda length, _last: first if length == start else dot)
-    stream = engine.stream(request)
-    streamed = "".join(stream)
-    result = stream.result()
-    monkeypatch.undo()
-    return streamed, result
+    return scripted_passage(engine, loaded, monkeypatch, request, first)
 
 
 def test_a_passage_finishes_the_writer_s_word_and_never_glues_onto_a_finished_one(

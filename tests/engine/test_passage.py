@@ -57,6 +57,19 @@ def script_model(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, next_id: 
     monkeypatch.setattr(model, "forward", forward)
 
 
+def scripted_passage(engine: StoryEngine, loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch,
+                     request: GenerationRequest, first: int) -> tuple[str, object]:
+    """The passage of a model that wants ``first`` as its first token, then full stops: (streamed text, result)."""
+    dot = next(i for i, s in enumerate(engine._surfaces().surfaces) if s == ".")
+    start = len(engine.prepare_passage(request).input_ids)
+    script_model(loaded, monkeypatch, lambda length, _last: first if length == start else dot)
+    stream = engine.stream(request)
+    streamed = "".join(stream)
+    result = stream.result()
+    monkeypatch.undo()
+    return streamed, result
+
+
 def scripted_text(loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch, prompt_ids: list[int], text: str) -> None:
     """The model writes ``text`` (then keeps repeating its last token) after a prompt of ``prompt_ids``."""
     if "▁" in loaded.tokenizer.get_vocab():  # SentencePiece-style: the tokenizer marks the first word start itself

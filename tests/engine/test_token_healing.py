@@ -15,7 +15,8 @@ from storyterm.engine.loading import LoadedModel
 from storyterm.engine.settings import SamplerSettings
 from storyterm.engine.swap import swap_request
 from storyterm.engine.token_probs import TokenSwap
-from tests.engine.test_passage import any_loaded, genre_of, script_model  # noqa: F401 - any_loaded is a fixture
+from tests.engine.test_passage import (  # noqa: F401 - any_loaded is a fixture
+    any_loaded, genre_of, script_model, scripted_passage)
 
 GREEDY = SamplerSettings(max_new_tokens=6, do_sample=False, trim_sentences=False)
 
@@ -34,19 +35,6 @@ def half_written(engine: StoryEngine, genre: str | None) -> tuple[str, str, str]
             if healed:
                 return story, word, healed
     raise AssertionError("no half-written word heals with this vocabulary")
-
-
-def scripted_passage(engine: StoryEngine, loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch,
-                     request: GenerationRequest, first: int) -> tuple[str, object]:
-    """A model that wants ``first`` first, then full stops: (streamed text, result)."""
-    dot = next(i for i, s in enumerate(engine._surfaces().surfaces) if s == ".")
-    start = len(engine.prepare_passage(request).input_ids)
-    script_model(loaded, monkeypatch, lambda length, _last: first if length == start else dot)
-    stream = engine.stream(request)
-    streamed = "".join(stream)
-    result = stream.result()
-    monkeypatch.undo()
-    return streamed, result
 
 
 def test_a_half_written_word_is_healed_and_finished(any_loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch) -> None:
