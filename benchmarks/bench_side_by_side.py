@@ -265,7 +265,7 @@ def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, thread
                 ours.add(gguf_engine_tokens_per_s(*gguf_run, t, run))
                 theirs.add(llama_bench_tokens_per_s(binary, ggufs["q8_0"], t, new_tokens))
                 log(f"  {name} run {run + 1}/{runs}: {t}t storyterm GGUF engine {ours.values[-1]:.1f} tok/s, "
-                    f"llama-bench q8_0 {theirs.values[-1]:.1f} tok/s")
+                    f"llama-bench q8_0 {theirs.values[-1]:.1f} tok/s (load {os.getloadavg()[0]:.1f})")
         parameters = gguf_run[0].loaded.model.parameters
         del gguf_run
         gc.collect()

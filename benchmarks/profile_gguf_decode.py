@@ -13,6 +13,8 @@ Two tables, printed as markdown:
    rest of the loop. ms per new token, median of ``--runs``; the profiler inflates the Python rows a little.
 2. Without the profiler: decode ms per token of the engine, of a bare ``llama_decode`` loop (no sampling: what
    ``llama-bench`` tg measures) and of the bare loop plus llama.cpp's sampler chain with the engine's settings.
+3. The generation thread's CPU time per token (``time.thread_time``, no profiler): in llama.cpp's decode, and the
+   rest of the loop. On a shared machine this moves far less with load than the wall-clock rows.
 
 Run it against another checkout's ``src`` (``PYTHONPATH=that/src``) to profile that version of the engine: the
 groups are found by function name in both the old (``_TorchLogits`` inside ``Llama.generate``) and new loop.
@@ -88,6 +90,33 @@ def profiled_passage(engine, request) -> tuple[dict[str, float], float]:
     return grouped_ms(pstats.Stats(profile), result.stats.new_tokens), decode_ms(result)
 
 
+def thread_cpu_ms(engine, request) -> tuple[float, float]:
+    """CPU time of the generation thread per new token (``time.thread_time``, which load inflates far less than
+    wall time): inside llama.cpp's decode of the new tokens, and the rest of the loop (sampling, hooks, streaming,
+    stops). The prompt's decode is left out of both."""
+    llama = engine.loaded.model.llama
+    spent = {"eval": 0.0, "prompt": 0.0, "loop": 0.0}
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - started
+        return wrapper
+
+    llama.eval = timed("eval", llama.eval)
+    engine._read_prompt = timed("prompt", engine._read_prompt)
+    engine._sample_row = timed("loop", engine._sample_row)
+    try:
+        new_tokens = consume(engine, request).stats.new_tokens
+    finally:
+        del llama.eval, engine._read_prompt, engine._sample_row
+    decode = spent["eval"] - spent["prompt"]
+    return decode * 1000 / max(1, new_tokens - 1), (spent["loop"] - spent["prompt"] - decode) * 1000 / new_tokens
+
+
 def consume(engine, request):
     """Stream the passage to a consumer thread (as the editor does) and return the result."""
     engine.forget_context()
@@ -141,6 +170,7 @@ def main() -> int:
     groups: dict[str, list[float]] = {}
     engine_ms, bare_ms = [], []
     chains: dict[str, list[float]] = {}
+    cpu: dict[str, list[float]] = {}
     prompt = engine.prepare(request).input_ids
     try:
         from storyterm.engine.llama_cpp_sampling import NativeSampler as native
@@ -152,6 +182,9 @@ def main() -> int:
         for group, ms in found.items():
             groups.setdefault(group, []).append(ms)
         engine_ms.append(decode_ms(consume(engine, seeded)))
+        decode_cpu, rest_cpu = thread_cpu_ms(engine, seeded)
+        cpu.setdefault("llama.cpp decode (llama.eval)", []).append(decode_cpu)
+        cpu.setdefault("the rest of the loop (sampling, hooks, streaming, stops)", []).append(rest_cpu)
         bare_ms.append(bare_loop_ms(loaded.model.llama, prompt, args.new_tokens))
         if native is not None:
             import llama_cpp
@@ -183,6 +216,9 @@ def main() -> int:
     rows += list(chains.items())
     for name, values in rows:
         print(f"| {name} | {statistics.median(values):.2f} | {1000 / statistics.median(values):.1f} |")
+    print("\n| generation thread's CPU time (no profiler) | ms/token |\n|---|---:|")
+    for name, values in cpu.items():
+        print(f"| {name} | {statistics.median(values):.3f} |")
     return 0
 
 

@@ -6,7 +6,9 @@ lorebook, author's note, instruct mode through the file's chat template, smart c
 sentence trimming, stop sequences, banned words, cancel and alternatives. The decode loop is storyterm's own, on
 llama-cpp-python's low-level API: it reuses the KV cache's common prefix with the previous passage, decodes one
 token at a time and samples with llama.cpp's native sampler chain (``llama_cpp_sampling.py``: the suppressed tokens,
-the repetition penalty that spares Memory, temperature, top-k/p, min-p, typical-p, a seeded draw); the first-token
+top-k, temperature, top-p, min-p, typical-p, a seeded draw; before it the repetition penalty that spares Memory,
+with numpy on llama.cpp's logits row); the live text is decoded by the thread that reads it, while llama.cpp
+decodes the next token (``ConsumerDecodingStreamer``); the first-token
 mask, banned words of several tokens and the word guard (when the model has a word list) run as transformers'
 processors only on the steps where they can act, so the passage is the torch engine's. Alternatives are drawn one
 after another (alternative 0 streams). Token probabilities: each step's logits are copied out and put through the
