@@ -281,18 +281,18 @@ class ConsumerDecodingStreamer(_FirstRowStreamer):
         self._pending.put(value[:1])
 
     def end(self) -> None:
-        with self._lock:
-            if self._ended:
-                return
-            self._ended = True
-        self._pending.put(_END)
+        self._finish(_END)
 
     def close(self) -> None:
+        self._finish(_CLOSE)
+
+    def _finish(self, marker: object) -> None:
+        """Queue the first of end/close only: the reader stops at it."""
         with self._lock:
             if self._ended:
                 return
             self._ended = True
-        self._pending.put(_CLOSE)
+        self._pending.put(marker)
 
     def __next__(self) -> str:
         while self.text_queue.empty():
