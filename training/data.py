@@ -64,6 +64,11 @@ def tokenize_stories(stories: Sequence[Story], tokenizer) -> list[TokenizedStory
     return result
 
 
+def genre_headers(tokenizer, genres: Sequence[str]) -> dict[str, list[int]]:
+    """Each genre's ``<BOS> <genre>`` header ids, exactly as ``tokenize_stories`` splits them off a story."""
+    return {genre: tokenize_stories([Story(genre, "x")], tokenizer)[0].header for genre in genres}
+
+
 def sentence_start_tokens(line: str, spans: Sequence[tuple[int, int]], header_len: int, body_len: int) -> tuple[int, ...]:
     """Body token indices that begin a sentence, from the tokenizer's character offsets.
 

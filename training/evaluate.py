@@ -34,7 +34,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from .common import Story, read_stories
-from .data import TokenizedStory, tokenize_stories
+from .data import TokenizedStory, genre_headers, tokenize_stories
 
 
 @dataclass
@@ -180,7 +180,7 @@ def evaluate(checkpoint: Path, eval_files: Sequence[Path], *, samples_per_genre:
     stories = tokenize_stories(raw, tokenizer)
     window = loaded.context_window
     pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in loaded.genres}
+    headers = genre_headers(tokenizer, loaded.genres)
     report = {
         "checkpoint": str(checkpoint),
         "eval_files": [str(p) for p in eval_files],

@@ -44,12 +44,13 @@ from storyterm.engine.prompt import (
 from storyterm.engine.settings import DEFAULT_SETTINGS
 from storyterm.engine.words import known_words_from_texts, write_known_words
 
-from .common import DEFAULT_WORK_DIR, Story, read_stories, setup_logging, write_json
+from .common import DEFAULT_WORK_DIR, read_stories, setup_logging, write_json
 from .data import (
     LineDataset,
     TokenizedStory,
     balance_repeats,
     build_packed_dataset,
+    genre_headers,
     tokenize_stories,
 )
 from .genre_contrast import MEMORY_MODES, GenreContrast, contrast_stories, with_genre_contrast
@@ -546,7 +547,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     callbacks += [TimeLimit(args.max_minutes)] if args.max_minutes else []
     trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
     if args.genre_contrast:
-        headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in data.genres}
+        headers = genre_headers(tokenizer, data.genres)
         scored = contrast_stories(data.train_stories, tokenizer.decode, args.genre_contrast_memory)
         contrast = GenreContrast(scored, headers, window=args.genre_contrast_window,
                                  batch_size=args.genre_contrast_batch, pad_id=tokenizer.pad_token_id, seed=args.seed)

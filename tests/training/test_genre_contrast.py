@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from training.common import Story
-from training.data import TokenizedStory, tokenize_stories
+from training.data import TokenizedStory, genre_headers, tokenize_stories
 from training.evaluate import genre_scores
 from training.genre_contrast import GenreContrast
 from training.train import main as train_main
@@ -67,7 +67,7 @@ def test_its_scores_are_the_log_likelihoods_evaluate_classifies_by(tiny_checkpoi
     model, tokenizer = _tiny(tiny_checkpoint)
     model.eval()
     genres = ["horror", "action", "drama", "sci_fi"]
-    headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in genres}
+    headers = genre_headers(tokenizer, genres)
     stories = tokenize_stories([Story("horror", "The ghost screams in the old house at night."),
                                 Story("sci_fi", "The starship lands on a planet of glass and robots.")], tokenizer)
     contrast = GenreContrast(stories, headers, window=6, batch_size=2, pad_id=tokenizer.pad_token_id)
@@ -84,7 +84,7 @@ def test_its_scores_are_the_log_likelihoods_evaluate_classifies_by(tiny_checkpoi
 def test_training_on_it_makes_each_story_likeliest_under_its_own_header(tiny_checkpoint: Path):
     model, tokenizer = _tiny(tiny_checkpoint)
     genres = ["horror", "action", "drama"]
-    headers = {g: tokenize_stories([Story(g, "x")], tokenizer)[0].header for g in genres}
+    headers = genre_headers(tokenizer, genres)
     # The same sentence under every genre but one word: only the header can tell the model which word comes.
     stories = tokenize_stories([Story(g, f"In the old house the family finds a {word} at night.")
                                 for g, word in zip(genres, ("ghost", "gun", "letter"), strict=True)], tokenizer)

@@ -251,6 +251,12 @@ def suppressed_token_ids(tokenizer: Any, genres: list[str] | tuple[str, ...]) ->
     return sorted({int(i) for i in never if i is not None and i != eos_id})
 
 
+def _unfinished_word_rule_for(known: tuple[frozenset[str], list[str]], memory: str) -> Callable[[str, str], bool]:
+    """``plan_start``'s test of the story's last word with ``known`` (the words, the same sorted): unfinished when
+    it is no word of the list, the story before it or Memory, but begins one (``passage.unfinished_word``)."""
+    return lambda word, before: unfinished_word(word, f"{before}\n{memory}", *known)
+
+
 class EngineBase:
     """What every backend shares: validating a request, building its prompt (``prompt_builder.py``), where the
     passage starts and ends, one generation at a time. A backend runs the model in ``stream()``: StoryEngine below
@@ -340,12 +346,10 @@ class EngineBase:
         if (not request.heal or self._word_guard.available or self.instruct_on(request) or len(ids) < 2
                 or not prepared.parts or prepared.parts[-1].kind != STORY):
             return prepared
-        known = self._surfaces().whole_words()
-        plan = plan_start(request.story, lambda word, before: unfinished_word(word, f"{before}\n{request.memory}",
-                                                                              *known))
+        surfaces = self._surfaces()
+        plan = plan_start(request.story, _unfinished_word_rule_for(surfaces.whole_words(), request.memory))
         if plan.kind != MID_WORD:
             return prepared
-        surfaces = self._surfaces()
         healed = surfaces.surfaces[ids[-1]] if 0 <= ids[-1] < surfaces.vocab_size else ""
         if (not healed.strip() or not plan.prompt_story.endswith(healed.lstrip())
                 or surfaces.healing_mask(healed) is None):
@@ -428,9 +432,7 @@ class EngineBase:
         """How ``plan_start`` tells an unfinished last word: by the model's word list (and Memory's words); None
         without a list (every word counts as finished)."""
         known = self._word_guard.known_words() if self._word_guard.available else None
-        if known is None:
-            return None
-        return lambda word, before: unfinished_word(word, f"{before}\n{request.memory}", *known)
+        return None if known is None else _unfinished_word_rule_for(known, request.memory)
 
     def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
                        anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:

@@ -257,7 +257,7 @@ class TokenIds:
 class _Plan:
     hooks: StepHooks  # the Python processors and the steps they run on
     python: list[Any]  # every processor as Python, in order (token probabilities are computed with them)
-    native_penalty: bool  # the repetition penalty runs in llama.cpp's chain
+    native_penalty: bool  # the repetition penalty runs in NativeSampler (numpy on llama.cpp's row), not in Python
     banned_ids: list[int]  # ids the chain never samples (suppressed, banned words of one token)
 
 
