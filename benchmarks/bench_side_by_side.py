@@ -16,6 +16,11 @@ after the first token), as llama-bench's ``tg`` test excludes the prompt.
 ``--engines gguf`` compares storyterm's GGUF engine instead (``--engines torch,gguf``: both): the q8_0 file read by
 ``LlamaCppEngine`` (llama.cpp's kernels behind storyterm's decode loop, default sampling, no sentence grace) against
 ``llama-bench`` on the same file, interleaved per run and thread count (``llama_set_n_threads`` between runs).
+``--gguf-type Q4_K_M`` (any ``llama-quantize`` type; default q8_0) gives the GGUF engine a file of that type, quantized
+from the f32 conversion by ``llama-quantize`` beside ``llama-bench``, and times ``llama-bench`` on that file AND on
+q8_0: the ratio to the same file is the engine's overhead, the ratio to q8_0 the smaller format's gain on top.
+Every llama-bench figure comes twice: as llama-bench maps the file by default, and with ``-lm none`` (the weights
+read into memory, as storyterm's GGUF engine does when they fit: ``gguf_loading.reads_into_memory``).
 
 ``llama-bench`` is taken from ``--llama-bench``, else ``$LLAMA_BENCH``, else the team's shared build, else PATH;
 ``convert_hf_to_gguf.py`` and ``gguf-py`` from the llama.cpp source tree it was built in (``$LLAMA_CPP_DIR``
@@ -132,9 +137,23 @@ def convert(converter: Path, checkpoint: Path, outtype: str, out: Path) -> Path:
     return out
 
 
-def llama_bench_tokens_per_s(binary: Path, gguf: Path, threads: int, new_tokens: int) -> float:
+def quantize(binary: Path, source: Path, kind: str, out: Path) -> Path:
+    """``source`` (an f32 GGUF) quantized to ``kind`` by the ``llama-quantize`` built beside ``binary``."""
+    if out.is_file():
+        return out
+    done = subprocess.run([str(binary.parent / "llama-quantize"), str(source), str(out), kind.upper()],
+                          capture_output=True, text=True)
+    if done.returncode != 0 or not out.is_file():
+        tail = (done.stderr or done.stdout).strip().splitlines()[-3:]
+        raise RuntimeError(f"llama-quantize {source.name} to {kind} failed: {' / '.join(tail)}")
+    return out
+
+
+def llama_bench_tokens_per_s(binary: Path, gguf: Path, threads: int, new_tokens: int,
+                             load_mode: str = "") -> float:
+    """``load_mode``: llama-bench's ``-lm`` (none: the weights read into memory, as storyterm does; default: mmap)."""
     command = [str(binary), "-m", str(gguf), "-p", "0", "-n", str(new_tokens), "-t", str(threads), "-r", "1",
-               "-o", "json"]
+               "-o", "json", *(("-lm", load_mode) if load_mode else ())]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise RuntimeError(f"llama-bench failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
@@ -240,9 +259,10 @@ def gguf_engine_tokens_per_s(engine, request, threads: int, run: int) -> float:
 
 
 def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, threads: Sequence[int], runs: int,
-                 new_tokens: int, engines_wanted: Sequence[str] = ENGINES) -> dict:
+                 new_tokens: int, engines_wanted: Sequence[str] = ENGINES, gguf_type: str = "q8_0") -> dict:
     """{(dtype, threads): (storyterm Figure, llama.cpp Figure)} plus facts about the model; with the GGUF engine,
-    {threads: (storyterm GGUF engine Figure, llama.cpp q8_0 Figure)} under "gguf"."""
+    {threads: (storyterm GGUF engine Figure, llama.cpp q8_0 Figure[, llama.cpp Figure on gguf_type])} under
+    "gguf"."""
     import gc
 
     from bench_speed import load, make_engine, request_for, timed_stream, warm_up, Variant
@@ -252,26 +272,44 @@ def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, thread
     source = convertible_copy(checkpoint, scratch / f"{name}-gguf-source")
     pairs = PAIRS if "torch" in engines_wanted else ()
     ggufs = {}
-    for outtype in dict.fromkeys([*(o for _d, o in pairs), *(("q8_0",) if "gguf" in engines_wanted else ())]):
+    gguf_type = gguf_type.lower()
+    quantized = "gguf" in engines_wanted and gguf_type != "q8_0"
+    wanted = [*(o for _d, o in pairs), *(("q8_0",) if "gguf" in engines_wanted else ()),
+              *(("f32",) if quantized else ())]
+    for outtype in dict.fromkeys(wanted):
         log(f"{name}: converting to GGUF {outtype}…")
         ggufs[outtype] = convert(converter, source, outtype, scratch / f"{name}-{outtype}.gguf")
-    gguf_figures = {t: (Figure(), Figure()) for t in threads} if "gguf" in engines_wanted else {}
+    if quantized:
+        log(f"{name}: llama-quantize to {gguf_type}…")
+        ggufs[gguf_type] = quantize(binary, ggufs["f32"], gguf_type, scratch / f"{name}-{gguf_type}.gguf")
+    # llama-bench on q8_0 (and on --gguf-type), mapping the file (its default) and reading it ("-lm none")
+    benches = [(kind, mode) for kind in dict.fromkeys(["q8_0", gguf_type]) for mode in ("", "none")]
+    gguf_figures = {t: {"engine": Figure(), **{bench: Figure() for bench in benches}} for t in threads} \
+        if "gguf" in engines_wanted else {}
+    in_memory = None
     if gguf_figures:
-        log(f"{name}: loading q8_0 in storyterm's GGUF engine…")
-        gguf_run = gguf_engine(ggufs["q8_0"], new_tokens)
+        log(f"{name}: loading {gguf_type} in storyterm's GGUF engine…")
+        gguf_run = gguf_engine(ggufs[gguf_type], new_tokens)
+        log(f"  weights read into memory: {gguf_run[0].loaded.model.in_memory}")
         for run in range(runs):
             for t in threads:
-                ours, theirs = gguf_figures[t]
-                ours.add(gguf_engine_tokens_per_s(*gguf_run, t, run))
-                theirs.add(llama_bench_tokens_per_s(binary, ggufs["q8_0"], t, new_tokens))
-                log(f"  {name} run {run + 1}/{runs}: {t}t storyterm GGUF engine {ours.values[-1]:.1f} tok/s, "
-                    f"llama-bench q8_0 {theirs.values[-1]:.1f} tok/s (load {os.getloadavg()[0]:.1f})")
+                figures_now = gguf_figures[t]
+                figures_now["engine"].add(gguf_engine_tokens_per_s(*gguf_run, t, run))
+                line = (f"  {name} run {run + 1}/{runs}: {t}t storyterm {gguf_type} "
+                        f"{figures_now['engine'].values[-1]:.1f}")
+                for kind, mode in benches:
+                    figure = figures_now[(kind, mode)]
+                    figure.add(llama_bench_tokens_per_s(binary, ggufs[kind], t, new_tokens, mode))
+                    line += f", llama-bench {kind}{' -lm ' + mode if mode else ''} {figure.values[-1]:.1f}"
+                log(f"{line} tok/s (load {os.getloadavg()[0]:.1f})")
         parameters = gguf_run[0].loaded.model.parameters
+        in_memory = gguf_run[0].loaded.model.in_memory
         del gguf_run
         gc.collect()
     if not pairs:
         sizes = {outtype: path.stat().st_size for outtype, path in ggufs.items()}
-        return {"figures": {}, "gguf": gguf_figures, "parameters": parameters, "sizes": sizes}
+        return {"figures": {}, "gguf": gguf_figures, "parameters": parameters, "sizes": sizes,
+                "in_memory": in_memory}
     engines = {}
     for dtype, _outtype in PAIRS:
         log(f"{name}: loading storyterm {dtype}…")
@@ -294,14 +332,17 @@ def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, thread
     engines.clear()
     gc.collect()
     sizes = {outtype: path.stat().st_size for outtype, path in ggufs.items()}
-    return {"figures": figures, "gguf": gguf_figures, "parameters": parameters, "sizes": sizes}
+    return {"figures": figures, "gguf": gguf_figures, "parameters": parameters, "sizes": sizes,
+            "in_memory": in_memory}
 
 
 def report(results: dict[str, dict], threads: Sequence[int], runs: int, new_tokens: int, load_before: str,
-           load_after: str, binary: Path, engines_wanted: Sequence[str] = ENGINES) -> list[str]:
+           load_after: str, binary: Path, engines_wanted: Sequence[str] = ENGINES, gguf_type: str = "q8_0"
+           ) -> list[str]:
     lines = ["## storyterm vs llama.cpp, same weights, same machine (issue 17)", "",
              f"`python benchmarks/bench_side_by_side.py --runs {runs} --new-tokens {new_tokens} --threads "
-             f"{','.join(map(str, threads))} --engines {','.join(engines_wanted)}` — median of {runs} interleaved runs "
+             f"{','.join(map(str, threads))} --engines {','.join(engines_wanted)}"
+             f"{'' if gguf_type.lower() == 'q8_0' else ' --gguf-type ' + gguf_type}` — median of {runs} interleaved runs "
              f"(min–max), {new_tokens} new tokens; storyterm: engine streaming, default sampling (the GGUF engine: "
              "without the sentence grace), decoding tok/s (after the first token, so the prompt is not counted); "
              f"llama.cpp: `llama-bench -p 0 -n {new_tokens}` ({binary}), its tg figure (no prompt, no sampling).", ""]
@@ -312,10 +353,19 @@ def report(results: dict[str, dict], threads: Sequence[int], runs: int, new_toke
         sizes = ", ".join(f"{k} {v / 2**20:.0f} MiB" for k, v in result["sizes"].items())
         lines += [f"### {name} ({result['parameters'] / 1e6:.0f} M parameters, random weights; GGUF {sizes})", ""]
         if result["gguf"]:
-            lines += ["| threads | storyterm GGUF engine, q8_0 (decode tok/s) | llama-bench q8_0 (tg tok/s) | ratio |",
-                      "|---|---|---|---|"]
-            for t, (ours, theirs) in result["gguf"].items():
-                lines.append(f"| {t} | {ours.show()} | {theirs.show()} | {ratio_figure(ours, theirs).show(2, '×')} |")
+            kind = gguf_type.lower()
+            lines += [f"GGUF engine on {kind} (weights read into memory: {result['in_memory']}); llama-bench as it "
+                      "maps the file by default and with `-lm none` (read into memory, like for like); ratio: the "
+                      "engine ÷ that column, per run.", ""]
+            columns = [bench for bench in next(iter(result["gguf"].values())) if bench != "engine"]
+            lines += [f"| threads | storyterm GGUF engine, {kind} (decode tok/s) | "
+                      + " | ".join(f"llama-bench {k}{' -lm ' + m if m else ''} (tg tok/s) | ratio" for k, m in columns)
+                      + " |", "|---|---|" + "---|---|" * len(columns)]
+            for t, figures_now in result["gguf"].items():
+                ours = figures_now["engine"]
+                cells = [f"{figures_now[c].show()} | {ratio_figure(ours, figures_now[c]).show(2, '×')}"
+                         for c in columns]
+                lines.append(f"| {t} | {ours.show()} | " + " | ".join(cells) + " |")
             lines.append("")
         if not figures:
             continue
@@ -343,6 +393,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--engines", default=",".join(ENGINES),
                         help="storyterm engines to compare: torch (fp32/bf16/int8 vs f32/f16/q8_0), gguf (q8_0)")
+    parser.add_argument("--gguf-type", default="q8_0",
+                        help="the GGUF engine's weight type (a llama-quantize type such as Q4_K_M; default q8_0)")
     parser.add_argument("--llama-bench", help="path to llama-bench (default: $LLAMA_BENCH, the shared build, PATH)")
     parser.add_argument("--scratch", type=Path, help="keep checkpoints and GGUF files here (reused by later runs)")
     parser.add_argument("--output", type=Path, default=RESULTS_DIR / "side-by-side-cpu.md")
@@ -369,12 +421,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         for name in args.models.split(","):
             results[name] = side_by_side(name, scratch, binary, converter, threads, args.runs, args.new_tokens,
-                                         engines_wanted)
+                                         engines_wanted, args.gguf_type)
     finally:
         if args.scratch is None:
             shutil.rmtree(scratch, ignore_errors=True)
     lines = report(results, threads, args.runs, args.new_tokens, load_before,
-                   ", ".join(f"{x:.1f}" for x in os.getloadavg()), binary, engines_wanted)
+                   ", ".join(f"{x:.1f}" for x in os.getloadavg()), binary, engines_wanted, args.gguf_type)
     print("\n".join(lines))
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text("\n".join(lines) + "\n", encoding="utf-8")

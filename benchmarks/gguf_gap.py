@@ -1,16 +1,38 @@
-"""Where the GGUF engine's gap to llama-bench lies (issue 17): llama-bench, a bare ``llama_decode`` loop on the
-engine's own llama.cpp context (one token a step, no sampling, no Python between steps) and the engine's streamed
-passage, interleaved, at 1 thread. If the bare loop matches llama-bench, the gap is storyterm's loop, not how
-llama-cpp-python sets up the context.
+"""Where the GGUF engine's gap to llama-bench lies (issue 17): llama-bench, a ladder of decode loops on the engine's
+own llama.cpp context that add the engine's per-token pieces one at a time, and the engine's streamed passage,
+interleaved run by run, at 1 thread (``--threads``). llama-bench runs twice: mapping the file (its default) and
+reading it into memory (``-lm none``, as the engine does when the weights fit: ``STORYTERM_GGUF_MMAP=1`` maps).
 
-    python benchmarks/gguf_gap.py MODEL.gguf [--runs 5] [--new-tokens 64] [--switch-interval S]
+    python benchmarks/gguf_gap.py MODEL.gguf [--runs 5] [--new-tokens 64] [--threads 1] [--rungs 0,4,8]
+        [--no-engine] [--switch-interval S]
+
+The rungs (each adds to the one above; the prompt is the engine's own, read before the clock starts):
+
+0. bare ``llama_decode``: one token a step through a ctypes batch, nothing between steps (what llama-bench's tg does);
+1. llama-cpp-python's ``Llama.eval`` instead (its KV trim, batch fill and ``input_ids`` bookkeeping: the engine's
+   decode call);
+2. the last position's logits row as a numpy view (``llama_get_logits_ith``);
+3. the repetition penalty with numpy on that row (``RepetitionPenalty``, the prompt as its history);
+4. llama.cpp's sampler chain with the engine's settings (the -inf bias on suppressed ids, top-k, temperature, top-p,
+   the seeded draw), the drawn token fed back (``NativeSampler``, which also runs rung 3);
+5. the loop's bookkeeping: the hook plan's check, the token lists (``TokenIds``);
+6. the streamer's ``put`` (``ConsumerDecodingStreamer``, ids queued, nobody reading);
+7. the stop checks (end token, limit, cancel, the criteria);
+8. a reader thread decoding the stream as the editor does;
+9. the loop run in a thread of its own (the engine's generation thread is not the main thread);
+
+then the engine's whole streamed passage (decode tok/s: tokens after the first over the time after the first).
+Each row gives wall ms a token and the decoding thread's CPU ms a token (``time.thread_time``; on a shared machine
+it moves far less with load than wall time), medians of the runs with min–max.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -19,33 +41,145 @@ sys.path.insert(0, str(Path(__file__).parent))
 from bench_side_by_side import (  # noqa: E402 - after the path
     find_llama_bench,
     gguf_engine,
-    gguf_engine_tokens_per_s,
     llama_bench_tokens_per_s,
 )
 
+RUNGS = (
+    "0 bare llama_decode (ctypes batch)",
+    "1 + Llama.eval (KV trim, batch fill, input_ids)",
+    "2 + logits row as numpy",
+    "3 + numpy repetition penalty",
+    "4 + llama.cpp sampler chain, drawn token fed back",
+    "5 + hook check, token lists",
+    "6 + streamer put (no reader)",
+    "7 + stop checks",
+    "8 + reader thread decoding the stream",
+    "9 + the loop in its own thread, as the engine's",
+)
+BARE, EVAL, ROW, PENALTY, CHAIN, BOOKKEEPING, STREAM, STOPS, READER, THREAD = range(len(RUNGS))
 
-def bare_decode_tokens_per_s(llama, new_tokens: int) -> float:
-    """tok/s of ``new_tokens`` single-token ``llama_decode`` calls on ``llama``'s context, the cache cleared first."""
+
+def ladder_step_ms(engine, request, rung: int, new_tokens: int, seed: int) -> tuple[float, float, float]:
+    """(wall ms, thread CPU ms, of which in the decode call) per token of ``new_tokens`` decode steps with the
+    pieces up to ``rung``."""
     import llama_cpp
+    import numpy as np
 
-    ctx = llama.ctx
-    llama_cpp.llama_set_n_threads(ctx, 1, 2)
-    llama_cpp.llama_memory_clear(llama_cpp.llama_get_memory(ctx), True)
+    from storyterm.engine.llama_cpp_backend import ConsumerDecodingStreamer, TokenIds
+    from storyterm.engine.llama_cpp_sampling import NativeSampler, RepetitionPenalty
+
+    llama, settings = engine.loaded.model.llama, request.settings.with_changes(seed=seed)
+    request = request.__class__(request.genre, request.story, settings=settings)
+    prepared = engine.prepare_passage(request)
+    prompt = list(prepared.input_ids)
+    run = engine._new_run(request, prepared)
+    plan = engine._plan(run, prepared)
+    history = prompt[prepared.header_tokens + prepared.lorebook_tokens:]
+    n_vocab, ctx = llama.n_vocab(), llama.ctx
+    sampler = NativeSampler(llama_cpp, n_vocab, settings, seed, banned_ids=plan.banned_ids,
+                            penalty_history=history) if rung >= CHAIN else None
+    penalty = RepetitionPenalty(float(settings.repetition_penalty), history) if rung == PENALTY else None
+    streamer = ConsumerDecodingStreamer(engine.loaded.tokenizer, run.anchor) if rung >= STREAM else None
+    reader = threading.Thread(target=lambda: [None for _piece in streamer]) if rung >= READER else None
+    criteria = engine._stop_criteria(run, len(prompt))
     batch = llama_cpp.llama_batch_init(1, 0, 1)
+    llama.reset()
+    engine._read_prompt(prompt)
+    ids = TokenIds(prompt, new_tokens)
+    new: list[int] = []
+    if streamer is not None:
+        streamer.put(np.array([prompt]))
+    if reader is not None:
+        reader.start()
+    token, position = prompt[-1], len(prompt)
+    in_decode = 0.0
+    wall, cpu = time.perf_counter(), time.thread_time()
     try:
-        def step(token: int, position: int) -> None:
-            batch.n_tokens = 1
-            batch.token[0], batch.pos[0], batch.n_seq_id[0], batch.seq_id[0][0] = token, position, 1, 0
-            batch.logits[0] = True
-            llama_cpp.llama_decode(ctx, batch)
-
-        step(1, 0)
-        started = time.perf_counter()
-        for position in range(1, new_tokens + 1):
-            step(100 + position, position)
-        return new_tokens / (time.perf_counter() - started)
+        for _step in range(new_tokens):
+            if rung >= BOOKKEEPING:
+                length = len(ids.tokens)
+                if plan.hooks.active(len(new), ids.tokens):
+                    engine._run_hooks(plan.hooks.active(len(new), ids.tokens), ids.view(length), n_vocab, False,
+                                      plan.hooks.full_python)
+            if sampler is not None:
+                token = sampler.sample(ctx)
+            elif rung >= ROW:
+                row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(ctx, -1), shape=(n_vocab,))
+                if penalty is not None:
+                    penalty.apply(row)
+                    penalty.extend((token,))
+            if rung >= BOOKKEEPING:
+                new.append(token)
+                ids.tokens.append(token)
+            if streamer is not None:
+                streamer.put(np.array([token]))
+            if rung >= STOPS and (token in engine._eos_ids or len(new) >= new_tokens + 1 or run.cancelled.is_set()
+                                  or any(bool(c(ids.view(length + 1), None)[0]) for c in criteria)):
+                pass  # the checks' cost, without ending early: every rung decodes new_tokens steps
+            decode_started = time.thread_time()
+            if rung == BARE:
+                batch.n_tokens = 1
+                batch.token[0], batch.pos[0], batch.n_seq_id[0], batch.seq_id[0][0] = token, position, 1, 0
+                batch.logits[0] = True
+                if llama_cpp.llama_decode(ctx, batch) != 0:
+                    raise RuntimeError("llama_decode failed")
+                position += 1
+            else:
+                llama.eval([token])
+            in_decode += time.thread_time() - decode_started
+        wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
     finally:
         llama_cpp.llama_batch_free(batch)
+        if sampler is not None:
+            sampler.close()
+        if streamer is not None:
+            streamer.end()
+        if reader is not None:
+            reader.join()
+    return wall * 1000 / new_tokens, cpu * 1000 / new_tokens, in_decode * 1000 / new_tokens
+
+
+def in_own_thread(function, *args):
+    """``function(*args)`` run in a new thread (its thread CPU time is that thread's)."""
+    result = []
+    worker = threading.Thread(target=lambda: result.append(function(*args)))
+    worker.start()
+    worker.join()
+    return result[0]
+
+
+def engine_passage_ms(engine, request, seed: int) -> tuple[float, float, float]:
+    """(wall ms, generation thread CPU ms, of which in llama.cpp's decode) per decoded token of the engine's streamed
+    passage: the time after the first token, the CPU of the loop less the prompt's decode."""
+    from bench_speed import timed_stream
+
+    spent = {"prompt": 0.0, "loop": 0.0, "eval": 0.0}
+    llama = engine.loaded.model.llama
+
+    def timed(name, function):
+        def wrapper(*args, **kwargs):
+            started = time.thread_time()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                spent[name] += time.thread_time() - started
+        return wrapper
+
+    llama.eval = timed("eval", llama.eval)
+    engine._read_prompt = timed("prompt", engine._read_prompt)
+    engine._sample_row = timed("loop", engine._sample_row)
+    try:
+        seeded = request.__class__(request.genre, request.story, settings=request.settings.with_changes(seed=seed))
+        timing = timed_stream(engine, seeded)
+    finally:
+        del llama.eval, engine._read_prompt, engine._sample_row
+    per_token = 1000 / timing.new_tokens
+    return (1000 / timing.decode_tokens_per_s, (spent["loop"] - spent["prompt"]) * per_token,
+            (spent["eval"] - spent["prompt"]) * per_token)
+
+
+def summary(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
 
 def main() -> None:
@@ -53,22 +187,56 @@ def main() -> None:
     parser.add_argument("gguf", type=Path)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=64)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--rungs", help="only these rungs, comma-separated numbers (default: all)")
+    parser.add_argument("--no-engine", action="store_true", help="leave out the engine's streamed passage")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the engine's threads")
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
+    import llama_cpp
+
     binary = find_llama_bench(None)
     engine, request = gguf_engine(args.gguf, args.new_tokens)
-    rates: dict[str, list[float]] = {"llama-bench": [], "bare llama_decode loop": [], "storyterm GGUF engine": []}
+    in_memory = engine.loaded.model.in_memory
+    llama_cpp.llama_set_n_threads(engine.loaded.model.llama.ctx, args.threads, max(2, args.threads))
+    wall: dict[str, list[float]] = {"llama-bench tg (maps the file)": [], "llama-bench tg -lm none (reads it)": []}
+    cpu: dict[str, list[float]] = {}
+    in_decode: dict[str, list[float]] = {}
+    started = time.strftime("%H:%M", time.gmtime())
+    loads = [os.getloadavg()[0]]
     for run in range(args.runs):
-        rates["llama-bench"].append(llama_bench_tokens_per_s(binary, args.gguf, 1, args.new_tokens))
-        rates["bare llama_decode loop"].append(bare_decode_tokens_per_s(engine.loaded.model.llama, args.new_tokens))
-        rates["storyterm GGUF engine"].append(gguf_engine_tokens_per_s(engine, request, 1, run))
-    print(f"| {args.gguf.name}, 1 thread | tok/s (median of {args.runs}) | ms a token | runs |")
-    print("|---|---:|---:|---|")
-    for name, values in rates.items():
+        for (name, values), mode in zip(list(wall.items())[:2], ("", "none")):
+            values.append(1000 / llama_bench_tokens_per_s(binary, args.gguf, args.threads, args.new_tokens, mode))
+        for rung, name in enumerate(RUNGS):
+            if args.rungs and str(rung) not in args.rungs.split(","):
+                continue
+            measured = in_own_thread(ladder_step_ms, engine, request, rung, args.new_tokens, run + 1) \
+                if rung == THREAD else ladder_step_ms(engine, request, rung, args.new_tokens, run + 1)
+            for table, value in zip((wall, cpu, in_decode), measured):
+                table.setdefault(name, []).append(value)
+        if args.no_engine:
+            loads.append(os.getloadavg()[0])
+            continue
+        measured = engine_passage_ms(engine, request, run + 1)
+        for table, value in zip((wall, cpu, in_decode), measured):
+            table.setdefault("storyterm GGUF engine, streamed passage", []).append(value)
+        loads.append(os.getloadavg()[0])
+    print(f"{args.gguf.name}, {args.threads} thread(s), {args.new_tokens} new tokens, {args.runs} interleaved runs, "
+          f"{started}–{time.strftime('%H:%M', time.gmtime())} UTC, load {min(loads):.1f}–{max(loads):.1f}; the "
+          f"engine's weights {'read into memory' if in_memory else 'mapped from the file'}\n")
+    print("| rung | wall ms/token | Δ wall | thread CPU ms/token | of it in decode | CPU outside decode | tok/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    previous = None
+    for name, values in wall.items():
         median = statistics.median(values)
-        print(f"| {name} | {median:.1f} | {1000 / median:.2f} | {', '.join(f'{v:.1f}' for v in values)} |")
+        delta = "" if previous is None else f"{median - previous:+.2f}"
+        cpu_cells = "— | — | —"
+        if name in cpu:
+            outside = [total - inside for total, inside in zip(cpu[name], in_decode[name])]
+            cpu_cells = f"{summary(cpu[name])} | {summary(in_decode[name])} | {summary(outside)}"
+        print(f"| {name} | {summary(values)} | {delta} | {cpu_cells} | {1000 / median:.1f} |")
+        previous = median
 
 
 if __name__ == "__main__":

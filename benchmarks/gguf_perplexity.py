@@ -1,15 +1,18 @@
 #!/usr/bin/env python
-"""Perplexity of the built-in model's GGUF exports (f32, q8_0) against its torch fp32 weights, on held-out text
-(issue 17: q8_0 within +1 % of fp32). Not run in CI.
+"""Perplexity of the built-in model's GGUF exports (f32, q8_0, and llama.cpp's smaller types) against its torch fp32
+weights, on held-out text (issue 17: within +1 % of fp32). Not run in CI.
 
     python benchmarks/gguf_perplexity.py [--checkpoint src/storyterm/models/builtin]
-        [--eval-file build/data/plots/eval.txt] [--llama-quantize PATH] [--scratch DIR]
+        [--eval-file build/data/plots/eval.txt] [--types q8_0,q6_k,q5_k_m,q4_k_m,q4_0] [--llama-quantize PATH]
+        [--scratch DIR]
 
 The checkpoint is exported with ``training/export_gguf.py`` to f32 and q8_0 (storyterm's own q8_0, written by the
-``gguf`` package), and the f32 file is also quantized to q8_0 by llama.cpp's ``llama-quantize`` (what a writer gets
-from llama.cpp's tools). Every variant scores exactly the same tokens as ``training/evaluate.py``'s perplexity:
-each held-out line (``<BOS> <genre> story <EOS>``) tokenized whole, windows of the model's context that keep the
-header (overlapping by half; each story token counted once), the NLL of every story token and the end token. The
+``gguf`` package), and the f32 file is also quantized to each of ``--types`` by llama.cpp's ``llama-quantize`` (what a
+writer gets from llama.cpp's tools; a k-quant falls back to another type for tensors whose rows are not a multiple of
+256 values, which llama-quantize reports and the table counts). Every variant scores exactly the same tokens as
+``training/evaluate.py``'s perplexity: each held-out line (``<BOS> <genre> story <EOS>``) tokenized whole, windows
+of the model's context that keep the header (overlapping by half; each story token counted once), the NLL of every
+story token and the end token. The
 torch row is ``training.evaluate.language_model_metrics`` itself; the GGUF rows read each window through
 llama-cpp-python with logits for every position (``logits_all``), 1 thread. Prints a markdown table.
 """
@@ -61,6 +64,7 @@ def main() -> int:
     parser.add_argument("--checkpoint", type=Path, default=ROOT / "src/storyterm/models/builtin")
     parser.add_argument("--eval-file", type=Path, default=ROOT / "build/data/plots/eval.txt")
     parser.add_argument("--llama-quantize", type=Path, default=Path(os.environ.get("LLAMA_QUANTIZE", LLAMA_QUANTIZE)))
+    parser.add_argument("--types", default="q8_0", help="llama-quantize types, comma-separated (default: q8_0)")
     parser.add_argument("--scratch", type=Path, help="write the GGUF files here (default: a temporary folder)")
     args = parser.parse_args()
     import torch
@@ -86,11 +90,15 @@ def main() -> int:
     rows.append(("torch fp32 (training/evaluate.py)", metrics["loss"] * tokens, None))
     files = {"GGUF f32 (export_gguf)": export_gguf(args.checkpoint, scratch / "builtin-f32.gguf", "f32"),
              "GGUF q8_0 (export_gguf)": export_gguf(args.checkpoint, scratch / "builtin-q8_0.gguf", "q8_0")}
+    fallbacks: dict[str, int] = {}
     if args.llama_quantize.is_file():
-        out = scratch / "builtin-q8_0-llama-quantize.gguf"
-        subprocess.run([str(args.llama_quantize), str(files["GGUF f32 (export_gguf)"]), str(out), "q8_0"],
-                       check=True, capture_output=True)
-        files["GGUF q8_0 (f32 file → llama-quantize)"] = out
+        for kind in [t.strip() for t in args.types.split(",") if t.strip()]:
+            out = scratch / f"builtin-{kind.lower()}-llama-quantize.gguf"
+            done = subprocess.run([str(args.llama_quantize), str(files["GGUF f32 (export_gguf)"]), str(out),
+                                   kind.upper()], check=True, capture_output=True, text=True)
+            name = f"GGUF {kind.upper()} (f32 file → llama-quantize)"
+            files[name] = out
+            fallbacks[name] = sum("fallback" in line for line in (done.stdout + done.stderr).splitlines())
     else:
         print(f"(no llama-quantize at {args.llama_quantize}: that row is left out)", file=sys.stderr)
     for name, path in files.items():
@@ -98,12 +106,13 @@ def main() -> int:
     fp32 = rows[0][1]
     print(f"{args.checkpoint.name} ({loaded.model.num_parameters() / 1e6:.1f} M parameters), {len(tokenized)} "
           f"held-out stories of {args.eval_file}, {tokens} scored tokens, windows of {context}\n")
-    print("| weights | file | perplexity | Δ vs torch fp32 |\n|---|---:|---:|---:|")
+    print("| weights | file | perplexity | Δ vs torch fp32 | tensors in a fallback type |")
+    print("|---|---:|---:|---:|---:|")
     for name, nll, size in rows:
         perplexity = math.exp(nll / tokens)
         change = "—" if nll == fp32 else f"{(math.exp((nll - fp32) / tokens) - 1) * 100:+.2f} %"
         file = "—" if size is None else f"{size / 2**20:.1f} MiB"
-        print(f"| {name} | {file} | {perplexity:.3f} | {change} |")
+        print(f"| {name} | {file} | {perplexity:.3f} | {change} | {fallbacks.get(name, '—')} |")
     return 0
 
 
