@@ -16,7 +16,14 @@ pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip 
 import torch  # noqa: E402
 
 from storyterm.engine.generation import GenerationRequest, StoryEngine  # noqa: E402
-from storyterm.engine.llama_cpp_sampling import FIRST_TOKEN_STEPS, StepHooks, split_banned  # noqa: E402
+from storyterm.engine.llama_cpp_sampling import (  # noqa: E402
+    FIRST_TOKEN_STEPS,
+    NativeSampler,
+    RepetitionPenalty,
+    StepHooks,
+    TopKCandidates,
+    split_banned,
+)
 from storyterm.engine.loading import ModelSpec, load_model, open_engine  # noqa: E402
 from storyterm.engine.lorebook import Lorebook, LorebookEntry  # noqa: E402
 from storyterm.engine.prompt import CLASSIC_GENRES  # noqa: E402
@@ -140,3 +147,83 @@ def test_split_banned_and_the_first_token_steps() -> None:
     assert [hooks.active(step, [1]) for step in range(FIRST_TOKEN_STEPS + 1)] == [[mask], [mask], []]
     every = StepHooks(every_step=[mask], first=[object()])
     assert every.full_python and every.active(40, [1]) == [mask]
+
+
+def _whole_row_draw(lib, settings: SamplerSettings, seed: int, banned: list[int], n_vocab: int):
+    """What llama_sampler_sample does with the whole row: every id in a candidate array, through the chain of the
+    -inf bias, top-k, temperature, top-p and the seeded draw (or greedy)."""
+    import ctypes
+
+    import numpy as np
+
+    params = lib.llama_sampler_chain_default_params()
+    chain = lib.llama_sampler_chain_init(params)
+    biases = (lib.llama_logit_bias * len(banned))()
+    for slot, token in zip(biases, banned):
+        slot.token, slot.bias = token, float("-inf")
+    lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_logit_bias(n_vocab, len(banned), biases))
+    if not settings.do_sample:
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_greedy())
+    else:
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_k(settings.top_k))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_temp(settings.temperature))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_top_p(settings.top_p, 1))
+        lib.llama_sampler_chain_add(chain, lib.llama_sampler_init_dist(seed))
+    kind = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+    def draw(row) -> int:
+        data = np.zeros(n_vocab, dtype=kind)
+        data["id"], data["logit"] = np.arange(n_vocab), row
+        array = lib.llama_token_data_array(data=data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
+                                           size=n_vocab, selected=-1, sorted=False)
+        lib.llama_sampler_apply(chain, ctypes.byref(array))
+        return int(data["id"][array.selected])
+
+    return draw, lambda: lib.llama_sampler_free(chain)
+
+
+@pytest.mark.parametrize("n_vocab", [50257, 151936, 4096 * 3 + 17])
+@pytest.mark.parametrize("do_sample", [True, False])
+def test_top_k_candidates_and_argmax_draw_what_the_whole_row_draws(n_vocab: int, do_sample: bool) -> None:
+    """The numpy shortcuts (a top-k superset handed to the same chain; greedy as argmax) against llama.cpp's chain
+    on every id, with the penalty and suppressed ids, over many rows and one seed: the same tokens, draw by draw."""
+    import llama_cpp
+    import numpy as np
+
+    settings = SamplerSettings(do_sample=do_sample, top_k=50, temperature=1.2, top_p=0.95, repetition_penalty=1.3)
+    assert TopKCandidates.applies(n_vocab, settings.top_k)
+    rng = np.random.default_rng(n_vocab)
+    banned, history = [3, 7, int(rng.integers(n_vocab))], [int(i) for i in rng.integers(0, n_vocab, 40)]
+    ours = NativeSampler(llama_cpp, n_vocab, settings, 11, banned_ids=banned, penalty_history=history)
+    reference_penalty = RepetitionPenalty(1.3, history)
+    theirs, free = _whole_row_draw(llama_cpp, settings, 11, banned, n_vocab)
+    try:
+        drawn = []
+        for _ in range(60):
+            row = (rng.standard_normal(n_vocab) * 4).astype(np.float32)
+            row[banned[0]] = row.max() + 5  # a suppressed id with the largest logit is still never drawn
+            reference = row.copy()
+            reference_penalty.apply(reference)
+            token = ours.sample_row(row)
+            assert token is not None and token == theirs(reference)
+            reference_penalty.extend((token,))
+            ours._penalty.extend((token,))
+            drawn.append(token)
+        assert not set(drawn) & set(banned)
+        assert len(set(drawn)) > (10 if do_sample else 1)
+    finally:
+        ours.close()
+        free()
+
+
+def test_top_k_candidates_leave_rows_they_cannot_filter_to_llama_cpp() -> None:
+    import llama_cpp
+    import numpy as np
+
+    assert not TopKCandidates.applies(50257, 0) and not TopKCandidates.applies(512, 50)
+    assert not TopKCandidates.applies(50257, 1000)
+    sampler = NativeSampler(llama_cpp, 50257, SamplerSettings(top_k=50), 1)
+    try:
+        assert sampler.sample_row(np.full(50257, np.nan, dtype=np.float32)) is None  # the whole row, in llama.cpp
+    finally:
+        sampler.close()
