@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from storyterm.engine.errors import ModelLoadError
-from storyterm.engine.gguf_loading import INSTALL_HINT, is_gguf
+from storyterm.engine.gguf_loading import INSTALL_HINT, is_gguf, reads_into_memory
 from storyterm.engine.loading import ModelSpec, list_models, load_model
 
 pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
@@ -73,3 +73,11 @@ def test_sampling_defaults_in_the_file_are_read_like_generation_config() -> None
     assert values == {"do_sample": True, "temperature": 0.8, "top_k": 50, "repetition_penalty": 1.2}  # top_p 7: bad
     assert sampling_values({"general.sampling.temp": "0.0"}) == {"do_sample": False}  # llama.cpp's greedy
     assert sampling_values({}) == {}
+
+
+def test_weights_are_read_into_memory_when_they_take_at_most_half_of_what_is_available() -> None:
+    gib = 2**30
+    assert reads_into_memory(1 * gib, 8 * gib) and reads_into_memory(4 * gib, 8 * gib)
+    assert not reads_into_memory(5 * gib, 8 * gib)  # a file that would crowd memory stays mapped
+    assert not reads_into_memory(1, None)  # unknown memory: mapped, as llama.cpp does by default
+    assert not reads_into_memory(1, 8 * gib, "1") and reads_into_memory(5 * gib, 8 * gib, "0")  # the override

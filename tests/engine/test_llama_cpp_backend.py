@@ -44,6 +44,18 @@ def test_a_gguf_file_loads_with_what_the_file_says(gguf_loaded: LoadedModel, tin
     assert not gguf_loaded.has_chat_template
 
 
+def test_weights_read_into_memory_or_mapped_write_the_same_passage(tiny_gguf: Path, monkeypatch) -> None:
+    texts = {}
+    for choice in ("0", "1"):  # $STORYTERM_GGUF_MMAP: read into memory, mapped
+        monkeypatch.setenv("STORYTERM_GGUF_MMAP", choice)
+        loaded = load_model(ModelSpec(str(tiny_gguf)))
+        assert loaded.model.in_memory == (choice == "0")
+        texts[choice] = open_engine(loaded).generate(GenerationRequest("horror", "Anna opens the door",
+                                                                      settings=GREEDY)).text
+        loaded.model.llama.close()
+    assert texts["0"] == texts["1"] and texts["0"]
+
+
 def test_tokenizer_matches_the_checkpoint_tokenizer(gguf_loaded: LoadedModel, torch_loaded: LoadedModel) -> None:
     ours, theirs = gguf_loaded.tokenizer, torch_loaded.tokenizer
     for text in ["The ghost screams in the old house.", " A man <EOS> walks\n\ninto a bar", "héllo wörld 🚀"]:
