@@ -9,8 +9,8 @@ reading it into memory (``-lm none``, as the engine does when the weights fit: `
 The rungs (each adds to the one above; the prompt is the engine's own, read before the clock starts):
 
 0. bare ``llama_decode``: one token a step through a ctypes batch, nothing between steps (what llama-bench's tg does);
-1. llama-cpp-python's ``Llama.eval`` instead (its KV trim, batch fill and ``input_ids`` bookkeeping: the engine's
-   decode call);
+1. the engine's decode call instead (``LlamaCppEngine._decode_next``: the batch reused, llama-cpp-python's
+   ``input_ids`` and ``n_tokens`` kept);
 2. the last position's logits row as a numpy view (``llama_get_logits_ith``);
 3. the repetition penalty with numpy on that row (``RepetitionPenalty``, the prompt as its history);
 4. llama.cpp's sampler chain with the engine's settings (the -inf bias on suppressed ids, top-k, temperature, top-p,
@@ -21,7 +21,10 @@ The rungs (each adds to the one above; the prompt is the engine's own, read befo
 8. a reader thread decoding the stream as the editor does;
 9. the loop run in a thread of its own (the engine's generation thread is not the main thread);
 
-then the engine's whole streamed passage (decode tok/s: tokens after the first over the time after the first).
+then rung 1 with llama-cpp-python's ``Llama.eval([token])`` as the decode call (the engine's until session 9: a KV
+trim and a Python loop filling the batch each call), and the engine's whole streamed passage (decode tok/s: tokens
+after the first over the time after the first). ``--also-mapped`` loads the file a second time mapped rather than
+read into memory and adds its bare loop and passage.
 Each row gives wall ms a token and the decoding thread's CPU ms a token (``time.thread_time``; on a shared machine
 it moves far less with load than wall time), medians of the runs with min–max.
 """
@@ -46,7 +49,7 @@ from bench_side_by_side import (  # noqa: E402 - after the path
 
 RUNGS = (
     "0 bare llama_decode (ctypes batch)",
-    "1 + Llama.eval (KV trim, batch fill, input_ids)",
+    "1 + the engine's decode call (batch reused, input_ids kept)",
     "2 + logits row as numpy",
     "3 + numpy repetition penalty",
     "4 + llama.cpp sampler chain, drawn token fed back",
@@ -56,12 +59,14 @@ RUNGS = (
     "8 + reader thread decoding the stream",
     "9 + the loop in its own thread, as the engine's",
 )
+LLAMA_EVAL_ROW = "(rung 1 with Llama.eval as the decode call: session 8's loop)"
 BARE, EVAL, ROW, PENALTY, CHAIN, BOOKKEEPING, STREAM, STOPS, READER, THREAD = range(len(RUNGS))
 
 
-def ladder_step_ms(engine, request, rung: int, new_tokens: int, seed: int) -> tuple[float, float, float]:
+def ladder_step_ms(engine, request, rung: int, new_tokens: int, seed: int, *, llama_eval: bool = False
+                   ) -> tuple[float, float, float]:
     """(wall ms, thread CPU ms, of which in the decode call) per token of ``new_tokens`` decode steps with the
-    pieces up to ``rung``."""
+    pieces up to ``rung``; ``llama_eval``: decode with ``Llama.eval`` rather than the engine's call."""
     import llama_cpp
     import numpy as np
 
@@ -124,8 +129,10 @@ def ladder_step_ms(engine, request, rung: int, new_tokens: int, seed: int) -> tu
                 if llama_cpp.llama_decode(ctx, batch) != 0:
                     raise RuntimeError("llama_decode failed")
                 position += 1
-            else:
+            elif llama_eval:
                 llama.eval([token])
+            else:
+                engine._decode_next(token)
             in_decode += time.thread_time() - decode_started
         wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
     finally:
@@ -153,8 +160,7 @@ def engine_passage_ms(engine, request, seed: int) -> tuple[float, float, float]:
     passage: the time after the first token, the CPU of the loop less the prompt's decode."""
     from bench_speed import timed_stream
 
-    spent = {"prompt": 0.0, "loop": 0.0, "eval": 0.0}
-    llama = engine.loaded.model.llama
+    spent = {"prompt": 0.0, "loop": 0.0, "decode": 0.0}
 
     def timed(name, function):
         def wrapper(*args, **kwargs):
@@ -165,17 +171,17 @@ def engine_passage_ms(engine, request, seed: int) -> tuple[float, float, float]:
                 spent[name] += time.thread_time() - started
         return wrapper
 
-    llama.eval = timed("eval", llama.eval)
+    engine._decode_next = timed("decode", engine._decode_next)
     engine._read_prompt = timed("prompt", engine._read_prompt)
     engine._sample_row = timed("loop", engine._sample_row)
     try:
         seeded = request.__class__(request.genre, request.story, settings=request.settings.with_changes(seed=seed))
         timing = timed_stream(engine, seeded)
     finally:
-        del llama.eval, engine._read_prompt, engine._sample_row
+        del engine._decode_next, engine._read_prompt, engine._sample_row
     per_token = 1000 / timing.new_tokens
     return (1000 / timing.decode_tokens_per_s, (spent["loop"] - spent["prompt"]) * per_token,
-            (spent["eval"] - spent["prompt"]) * per_token)
+            spent["decode"] * per_token)
 
 
 def summary(values: list[float]) -> str:
@@ -190,6 +196,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--rungs", help="only these rungs, comma-separated numbers (default: all)")
     parser.add_argument("--no-engine", action="store_true", help="leave out the engine's streamed passage")
+    parser.add_argument("--also-mapped", action="store_true",
+                        help="load the file a second time, mapped (STORYTERM_GGUF_MMAP=1): its bare loop and passage")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the engine's threads")
     args = parser.parse_args()
     if args.switch_interval:
@@ -199,6 +207,12 @@ def main() -> None:
     binary = find_llama_bench(None)
     engine, request = gguf_engine(args.gguf, args.new_tokens)
     in_memory = engine.loaded.model.in_memory
+    mapped = None
+    if args.also_mapped:
+        os.environ["STORYTERM_GGUF_MMAP"] = "1"
+        mapped = gguf_engine(args.gguf, args.new_tokens)
+        del os.environ["STORYTERM_GGUF_MMAP"]
+        llama_cpp.llama_set_n_threads(mapped[0].loaded.model.llama.ctx, args.threads, max(2, args.threads))
     llama_cpp.llama_set_n_threads(engine.loaded.model.llama.ctx, args.threads, max(2, args.threads))
     wall: dict[str, list[float]] = {"llama-bench tg (maps the file)": [], "llama-bench tg -lm none (reads it)": []}
     cpu: dict[str, list[float]] = {}
@@ -215,6 +229,16 @@ def main() -> None:
                 if rung == THREAD else ladder_step_ms(engine, request, rung, args.new_tokens, run + 1)
             for table, value in zip((wall, cpu, in_decode), measured):
                 table.setdefault(name, []).append(value)
+        if not args.rungs or "1" in args.rungs.split(","):
+            measured = ladder_step_ms(engine, request, EVAL, args.new_tokens, run + 1, llama_eval=True)
+            for table, value in zip((wall, cpu, in_decode), measured):
+                table.setdefault(LLAMA_EVAL_ROW, []).append(value)
+        if mapped is not None:
+            for name, measure in (("0 bare llama_decode, weights mapped", lambda: ladder_step_ms(
+                    *mapped, BARE, args.new_tokens, run + 1)), ("storyterm GGUF engine, weights mapped",
+                                                                lambda: engine_passage_ms(*mapped, run + 1))):
+                for table, value in zip((wall, cpu, in_decode), measure()):
+                    table.setdefault(name, []).append(value)
         if args.no_engine:
             loads.append(os.getloadavg()[0])
             continue

@@ -39,7 +39,7 @@ if str(ROOT / "src") not in sys.path and not os.environ.get("PYTHONPATH"):
 STORY = "The night ferry left without its captain."
 # (group, file suffix, function name): cumulative times; "sampling" has the processors taken out below
 GROUPS = (
-    ("llama_decode", "llama_cpp/_internals.py", "decode"),
+    ("llama_decode", "llama_cpp/_internals.py", "decode"),  # through Llama.eval or the engine's _decode_next
     ("sampling (llama.cpp chain)", "llama_cpp/llama.py", "sample"),
     ("sampling (llama.cpp chain)", "engine/llama_cpp_sampling.py", "sample"),
     ("Python logits processors", "engine/llama_cpp_backend.py", "__call__"),  # the old _TorchLogits
@@ -106,14 +106,22 @@ def thread_cpu_ms(engine, request) -> tuple[float, float]:
                 spent[name] += time.thread_time() - started
         return wrapper
 
-    llama.eval = timed("eval", llama.eval)
+    stepper = "_decode_next" if hasattr(engine, "_decode_next") else None  # session 9: not Llama.eval
+    if stepper:
+        setattr(engine, stepper, timed("eval", getattr(engine, stepper)))
+    else:
+        llama.eval = timed("eval", llama.eval)
     engine._read_prompt = timed("prompt", engine._read_prompt)
     engine._sample_row = timed("loop", engine._sample_row)
     try:
         new_tokens = consume(engine, request).stats.new_tokens
     finally:
-        del llama.eval, engine._read_prompt, engine._sample_row
-    decode = spent["eval"] - spent["prompt"]
+        del engine._read_prompt, engine._sample_row
+        if stepper:
+            delattr(engine, stepper)
+        else:
+            del llama.eval
+    decode = spent["eval"] - (0.0 if stepper else spent["prompt"])
     return decode * 1000 / max(1, new_tokens - 1), (spent["loop"] - spent["prompt"] - decode) * 1000 / new_tokens
 
 

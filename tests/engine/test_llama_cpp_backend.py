@@ -96,11 +96,22 @@ def test_first_token_follows_the_spacing_rule(engine) -> None:
         assert not text or not text[0].isalnum(), text
 
 
-def test_cancel_stops_the_passage(engine) -> None:
+def test_cancel_stops_the_passage(engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    cancelled, steps = threading.Event(), []
+    real_step = engine._decode_next
+
+    def held_step(token):  # past 20 tokens (the first piece is out), the tiny model waits for the cancel
+        steps.append(token)
+        if len(steps) > 20:
+            cancelled.wait(30)
+        return real_step(token)
+
+    monkeypatch.setattr(engine, "_decode_next", held_step)
     settings = SAMPLED.with_changes(max_new_tokens=100, trim_sentences=False)
     stream = engine.stream(GenerationRequest(None, "The ship", settings=settings))
     first = next(iter(stream))
     stream.cancel()
+    cancelled.set()
     result = stream.result(timeout=30)
     assert first and result.cancelled and result.endings == ("stopped",)
     assert result.stats.new_tokens < 100
