@@ -118,6 +118,29 @@ class GenreContrast:
         return torch.nn.functional.cross_entropy(log_likelihood, targets), accuracy
 
 
+def genre_token_ids(headers: dict[str, list[int]]) -> list[int]:
+    """The ids that tell the genre headers apart (``<drama>``…), without the ``<BOS>`` they share."""
+    shared = set.intersection(*(set(header) for header in headers.values()))
+    return sorted({token for header in headers.values() for token in header} - shared)
+
+
+def train_only_genre_rows(model, token_ids: Sequence[int]) -> int:
+    """Freeze the model except the input-embedding rows of ``token_ids`` (prompt tuning of the genre tokens).
+
+    The genre loss moved the whole model and cost Memory names: the circuits that copy a name from the Memory
+    bracket changed with it. Here only the genre embeddings move, so whatever else the model does stays as trained.
+    A gradient hook zeroes the other rows of the (tied) embedding matrix; with no weight decay Adam then leaves
+    them exactly where they were. Returns the number of trainable values."""
+    embedding = model.get_input_embeddings().weight
+    for parameter in model.parameters():
+        parameter.requires_grad_(False)
+    embedding.requires_grad_(True)
+    keep = torch.zeros(embedding.shape[0], 1, dtype=embedding.dtype, device=embedding.device)
+    keep[list(token_ids)] = 1
+    embedding.register_hook(lambda grad: grad * keep.to(grad.dtype))
+    return len(token_ids) * embedding.shape[1]
+
+
 def with_genre_contrast(trainer_class, contrast: GenreContrast, weight: float):
     """``trainer_class`` whose training loss adds ``weight`` × the genre-contrastive loss (evaluation loss is the
     language-model loss alone); the running contrast loss and accuracy are logged as ``genre_ce``/``genre_acc``."""

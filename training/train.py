@@ -53,7 +53,8 @@ from .data import (
     genre_headers,
     tokenize_stories,
 )
-from .genre_contrast import MEMORY_MODES, GenreContrast, contrast_stories, with_genre_contrast
+from .genre_contrast import (MEMORY_MODES, GenreContrast, contrast_stories, genre_token_ids, train_only_genre_rows,
+                             with_genre_contrast)
 
 log = logging.getLogger("training.train")
 
@@ -495,6 +496,8 @@ def build_parser() -> argparse.ArgumentParser:
                       help="stories with a Memory header in the genre loss: keep, strip the header, or skip them")
     data.add_argument("--genre-contrast-batch", type=int, default=4,
                       help="stories per step for the genre-classifier loss, each read under every genre (4)")
+    data.add_argument("--train-only", choices=("all", "genre-tokens"), default="all",
+                      help="genre-tokens: freeze the model but the genre tokens' embeddings (no weight decay)")
     opt = p.add_argument_group("optimisation")
     opt.add_argument("--batch-size", type=int, default=16)
     opt.add_argument("--gradient-accumulation-steps", type=int, default=1)
@@ -542,6 +545,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("genres: %s", ", ".join(data.genres))
     log.info("model: %s parameters, context %d; %d training rows of ≤%d tokens",
              f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
+
+    if args.train_only == "genre-tokens":
+        if args.weight_decay:
+            log.info("--train-only genre-tokens: weight decay %s -> 0 (it would move the frozen rows)", args.weight_decay)
+            args.weight_decay = 0.0
+        count = train_only_genre_rows(model, genre_token_ids(genre_headers(tokenizer, data.genres)))
+        log.info("training only the genre tokens' embeddings: %d values", count)
 
     callbacks = [KnownWordsWriter(data.known_words)]
     callbacks += [TimeLimit(args.max_minutes)] if args.max_minutes else []

@@ -12,10 +12,10 @@ import torch
 from training.common import Story
 from training.data import TokenizedStory, genre_headers, tokenize_stories
 from training.evaluate import genre_scores
-from training.genre_contrast import GenreContrast
+from training.genre_contrast import GenreContrast, genre_token_ids, train_only_genre_rows
 from training.train import main as train_main
 
-from .test_train import write_training_lines
+from .test_train import PLOTS, write_training_lines
 
 HEADERS = {"horror": [1, 10], "action": [1, 11], "drama": [1, 12]}
 
@@ -137,3 +137,61 @@ def test_memory_headers_can_be_stripped_from_or_kept_out_of_the_genre_loss(tiny_
     assert [s.genre for s in contrast_stories(stories, tokenizer.decode, "skip")] == ["drama"]
     with pytest.raises(ValueError, match="keep, strip, skip"):
         contrast_stories(stories, tokenizer.decode, "drop")
+
+
+def test_genre_token_ids_are_what_tells_the_headers_apart():
+    assert genre_token_ids(HEADERS) == [10, 11, 12]
+
+
+def test_training_only_the_genre_tokens_moves_their_embeddings_and_nothing_else(tiny_checkpoint: Path):
+    model, tokenizer = _tiny(tiny_checkpoint)
+    genres = ["horror", "action", "drama"]
+    headers = genre_headers(tokenizer, genres)
+    stories = tokenize_stories([Story(g, f"In the old house the family finds a {word} at night.")
+                                for g, word in zip(genres, ("ghost", "gun", "letter"), strict=True)], tokenizer)
+    contrast = GenreContrast(stories, headers, window=32, batch_size=3, pad_id=tokenizer.pad_token_id, seed=1)
+    before = {name: value.detach().clone() for name, value in model.state_dict().items()}
+    genre_ids = genre_token_ids(headers)
+    assert train_only_genre_rows(model, genre_ids) == len(genre_ids) * model.config.n_embd
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(trainable, lr=0.1, weight_decay=0.0)
+    model.eval()  # no dropout: a random tiny model hears its header faintly, and the noise would drown it
+    with torch.no_grad():
+        first, _ = contrast.loss(model, stories)
+    for _ in range(60):
+        loss, _ = contrast.loss(model, stories)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    with torch.no_grad():
+        last, _ = contrast.loss(model, stories)
+    assert float(last) < float(first) - 0.01
+    after = model.state_dict()
+    embedding_name = next(name for name in before if name.endswith("wte.weight"))
+    moved = (after[embedding_name] != before[embedding_name]).any(dim=-1).nonzero().flatten().tolist()
+    assert moved == genre_ids
+    tied = {name for name, value in after.items() if value.data_ptr() == after[embedding_name].data_ptr()}  # lm_head
+    assert all(torch.equal(after[name], value) for name, value in before.items() if name not in tied)
+
+
+def test_train_can_tune_only_the_genre_tokens(tmp_path: Path):
+    from safetensors.torch import load_file
+
+    data = write_training_lines(tmp_path / "train.txt")
+    base = tmp_path / "base"
+    common = ["--train-file", str(data), "--block-size", "48", "--batch-size", "4", "--no-progress", "--skip-samples",
+              "--save-steps", "100"]
+    assert train_main(["--from-scratch", "--preset", "tiny", "--vocab-size", "400", "--output-dir", str(base),
+                       "--max-steps", "1", *common]) == 0
+    tuned = tmp_path / "tuned"
+    assert train_main(["--model-name-or-path", str(base), "--output-dir", str(tuned), "--max-steps", "3",
+                       "--learning-rate", "1e-2", "--train-only", "genre-tokens", "--genre-contrast", "1",
+                       "--genre-contrast-batch", "3", *common]) == 0
+    old, new = load_file(base / "model.safetensors"), load_file(tuned / "model.safetensors")
+    changed = sorted(name for name in old if not torch.equal(old[name], new[name]))
+    assert changed == ["transformer.wte.weight"]
+    rows = (old["transformer.wte.weight"] != new["transformer.wte.weight"]).any(dim=-1).nonzero().flatten().tolist()
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(tuned)
+    assert rows == genre_token_ids(genre_headers(tokenizer, list(PLOTS)))
