@@ -75,9 +75,8 @@ def test_sampling_defaults_in_the_file_are_read_like_generation_config() -> None
     assert sampling_values({}) == {}
 
 
-def test_weights_are_read_into_memory_when_they_take_at_most_half_of_what_is_available() -> None:
+def test_weights_are_mapped_unless_reading_them_is_asked_for_and_they_fit() -> None:
     gib = 2**30
-    assert reads_into_memory(1 * gib, 8 * gib) and reads_into_memory(4 * gib, 8 * gib)
-    assert not reads_into_memory(5 * gib, 8 * gib)  # a file that would crowd memory stays mapped
-    assert not reads_into_memory(1, None)  # unknown memory: mapped, as llama.cpp does by default
-    assert not reads_into_memory(1, 8 * gib, "1") and reads_into_memory(5 * gib, 8 * gib, "0")  # the override
+    assert not reads_into_memory(1 * gib, 8 * gib) and not reads_into_memory(1 * gib, 8 * gib, "1")  # mapped
+    assert reads_into_memory(4 * gib, 8 * gib, "0")  # asked for, and at most half of what is available
+    assert not reads_into_memory(5 * gib, 8 * gib, "0") and not reads_into_memory(1, None, "0")

@@ -70,13 +70,11 @@ def default_threads() -> tuple[int, int]:
 
 
 def reads_into_memory(file_size: int, available: int | None, choice: str = "") -> bool:
-    """Whether llama.cpp reads the weights into memory of its own rather than mapping the file (mmap). Decoding
-    from the read copy was 10-20 % faster on the team's machine, llama-bench's too (``-lm none``); a mapped file
-    loads at once and its pages are the page cache's to drop. So: read when the file takes at most half the memory
-    available (unknown: map it). ``choice`` ($STORYTERM_GGUF_MMAP): "1" always maps, "0" always reads."""
-    if choice.strip() in ("0", "1"):
-        return choice.strip() == "0"
-    return available is not None and file_size <= available // 2
+    """Whether llama.cpp reads the weights into memory of its own rather than mapping the file (mmap, its default).
+    ``choice`` ($STORYTERM_GGUF_MMAP): "0" reads them when they take at most half of the memory available, "1" or
+    nothing maps. Reading made llama-bench 7-13 % faster here (``-lm none``), but not storyterm's engine: on an
+    idle machine its 0.5 B passage decoded 1 ms a token slower from the read copy (docs/performance.md, session 9)."""
+    return choice.strip() == "0" and available is not None and file_size <= available // 2
 
 
 def available_memory() -> int | None:
