@@ -54,10 +54,14 @@ AFTER_PUNCT = "after_punct"  # . , ; : ! ? … ) and closing quotes: a new word 
 FREE = "free"  # an opening quote, bracket, dash…: any visible token
 BARE_SPACE = "bare_space"  # tokens that are only whitespace
 WORD = "word_piece"  # a word or quotation that starts at once (after a bare-space token)
+STORY_WORD = "story_word"  # the same at the very start of a story: no "["
 
 _WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) after whitespace
 _WORD = re.compile(r"[\w\"'“‘(\[]")
-_SENTENCE_START = re.compile(r"\s*[\w\"'“‘(\[]")
+# A story's first word, not "[": there a bracket is a model imitating the Memory header it was trained with
+# ("[Grail] In this…" from the built-in model), never the writer's text.
+_SENTENCE_START = re.compile(r"\s*[\w\"'“‘(]")
+_STORY_WORD = re.compile(r"[\w\"'“‘(]")
 _CONTINUATION = re.compile(r"[^\W\d_]")  # letters straight on: the same word goes on
 _TRAILING_WORD = re.compile(r"[^\W\d_]+$")
 _WORDS = re.compile(r"[^\W\d_]+")
@@ -184,6 +188,7 @@ class TokenSurfaces:
                 FREE: lambda s: s.strip(),
                 BARE_SPACE: lambda s: not s.strip(),
                 WORD: lambda s: _WORD.match(s),
+                STORY_WORD: lambda s: _STORY_WORD.match(s),
             }
             test = tests[kind]
             mask = self._torch.zeros(self.vocab_size, dtype=self._torch.bool)
@@ -238,7 +243,7 @@ class TokenSurfaces:
         allowed = self.allowed_mask(kind)
         if allowed is None:
             return None
-        bare_space, word = self.allowed_mask(BARE_SPACE), self.allowed_mask(WORD)
+        bare_space, word = self.allowed_mask(BARE_SPACE), self.allowed_mask(STORY_WORD if kind == START else WORD)
         if bare_space is None or word is None:
             bare_space = self._torch.zeros_like(allowed)
             word = self._torch.ones_like(allowed)
