@@ -159,17 +159,12 @@ def engine_passage_ms(engine, request, seed: int) -> tuple[float, float, float]:
     """(wall ms, generation thread CPU ms, of which in llama.cpp's decode) per decoded token of the engine's streamed
     passage: the time after the first token, the CPU of the loop less the prompt's decode."""
     from bench_speed import timed_stream
+    from profile_gguf_decode import thread_timed
 
     spent = {"prompt": 0.0, "loop": 0.0, "decode": 0.0}
 
     def timed(name, function):
-        def wrapper(*args, **kwargs):
-            started = time.thread_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[name] += time.thread_time() - started
-        return wrapper
+        return thread_timed(spent, name, function)
 
     engine._decode_next = timed("decode", engine._decode_next)
     engine._read_prompt = timed("prompt", engine._read_prompt)

@@ -90,6 +90,17 @@ def profiled_passage(engine, request) -> tuple[dict[str, float], float]:
     return grouped_ms(pstats.Stats(profile), result.stats.new_tokens), decode_ms(result)
 
 
+def thread_timed(spent: dict[str, float], name: str, function):
+    """``function``, adding the CPU time its calls take on the calling thread to ``spent[name]`` (seconds)."""
+    def wrapper(*args, **kwargs):
+        started = time.thread_time()
+        try:
+            return function(*args, **kwargs)
+        finally:
+            spent[name] += time.thread_time() - started
+    return wrapper
+
+
 def thread_cpu_ms(engine, request) -> tuple[float, float]:
     """CPU time of the generation thread per new token (``time.thread_time``, which load inflates far less than
     wall time): inside llama.cpp's decode of the new tokens, and the rest of the loop (sampling, hooks, streaming,
@@ -98,13 +109,7 @@ def thread_cpu_ms(engine, request) -> tuple[float, float]:
     spent = {"eval": 0.0, "prompt": 0.0, "loop": 0.0}
 
     def timed(name, function):
-        def wrapper(*args, **kwargs):
-            started = time.thread_time()
-            try:
-                return function(*args, **kwargs)
-            finally:
-                spent[name] += time.thread_time() - started
-        return wrapper
+        return thread_timed(spent, name, function)
 
     stepper = "_decode_next" if hasattr(engine, "_decode_next") else None  # session 9: not Llama.eval
     if stepper:

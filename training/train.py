@@ -546,18 +546,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("model: %s parameters, context %d; %d training rows of ≤%d tokens",
              f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
 
+    headers = genre_headers(tokenizer, data.genres)
     if args.train_only == "genre-tokens":
         if args.weight_decay:
-            log.info("--train-only genre-tokens: weight decay %s -> 0 (it would move the frozen rows)", args.weight_decay)
+            log.info("--train-only genre-tokens: weight decay %s -> 0 (it would move the frozen rows)",
+                     args.weight_decay)
             args.weight_decay = 0.0
-        count = train_only_genre_rows(model, genre_token_ids(genre_headers(tokenizer, data.genres)))
+        count = train_only_genre_rows(model, genre_token_ids(headers))
         log.info("training only the genre tokens' embeddings: %d values", count)
 
     callbacks = [KnownWordsWriter(data.known_words)]
     callbacks += [TimeLimit(args.max_minutes)] if args.max_minutes else []
     trainer_class = make_trainer_class(args.max_minutes if args.max_minutes and not args.max_steps else None)
     if args.genre_contrast:
-        headers = genre_headers(tokenizer, data.genres)
         scored = contrast_stories(data.train_stories, tokenizer.decode, args.genre_contrast_memory)
         contrast = GenreContrast(scored, headers, window=args.genre_contrast_window,
                                  batch_size=args.genre_contrast_batch, pad_id=tokenizer.pad_token_id, seed=args.seed)

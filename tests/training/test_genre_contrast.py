@@ -81,14 +81,20 @@ def test_its_scores_are_the_log_likelihoods_evaluate_classifies_by(tiny_checkpoi
             assert -float(log_likelihood[row, column]) == pytest.approx(expected[genre] * 6, rel=1e-4)
 
 
-def test_training_on_it_makes_each_story_likeliest_under_its_own_header(tiny_checkpoint: Path):
+def _one_word_apart(tiny_checkpoint: Path):
+    """(model, headers, stories, contrast): the same sentence under three genres but one word, so only the header
+    can tell the model which word comes."""
     model, tokenizer = _tiny(tiny_checkpoint)
     genres = ["horror", "action", "drama"]
     headers = genre_headers(tokenizer, genres)
-    # The same sentence under every genre but one word: only the header can tell the model which word comes.
     stories = tokenize_stories([Story(g, f"In the old house the family finds a {word} at night.")
                                 for g, word in zip(genres, ("ghost", "gun", "letter"), strict=True)], tokenizer)
     contrast = GenreContrast(stories, headers, window=32, batch_size=3, pad_id=tokenizer.pad_token_id, seed=1)
+    return model, headers, stories, contrast
+
+
+def test_training_on_it_makes_each_story_likeliest_under_its_own_header(tiny_checkpoint: Path):
+    model, headers, stories, contrast = _one_word_apart(tiny_checkpoint)
     torch.manual_seed(0)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3)
     model.train()
@@ -144,12 +150,7 @@ def test_genre_token_ids_are_what_tells_the_headers_apart():
 
 
 def test_training_only_the_genre_tokens_moves_their_embeddings_and_nothing_else(tiny_checkpoint: Path):
-    model, tokenizer = _tiny(tiny_checkpoint)
-    genres = ["horror", "action", "drama"]
-    headers = genre_headers(tokenizer, genres)
-    stories = tokenize_stories([Story(g, f"In the old house the family finds a {word} at night.")
-                                for g, word in zip(genres, ("ghost", "gun", "letter"), strict=True)], tokenizer)
-    contrast = GenreContrast(stories, headers, window=32, batch_size=3, pad_id=tokenizer.pad_token_id, seed=1)
+    model, headers, stories, contrast = _one_word_apart(tiny_checkpoint)
     before = {name: value.detach().clone() for name, value in model.state_dict().items()}
     genre_ids = genre_token_ids(headers)
     assert train_only_genre_rows(model, genre_ids) == len(genre_ids) * model.config.n_embd

@@ -60,8 +60,8 @@ _WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) 
 _WORD = re.compile(r"[\w\"'“‘(\[]")
 # A story's first word, not "[": there a bracket is a model imitating the Memory header it was trained with
 # ("[Grail] In this…" from the built-in model), never the writer's text.
-_SENTENCE_START = re.compile(r"\s*[\w\"'“‘(]")
 _STORY_WORD = re.compile(r"[\w\"'“‘(]")
+_SENTENCE_START = re.compile(r"\s*" + _STORY_WORD.pattern)
 _CONTINUATION = re.compile(r"[^\W\d_]")  # letters straight on: the same word goes on
 _TRAILING_WORD = re.compile(r"[^\W\d_]+$")
 _WORDS = re.compile(r"[^\W\d_]+")
