@@ -62,6 +62,36 @@ def test_switch_after_accept_replaces_the_accepted_text() -> None:
     assert draft.alternative_index == 1
 
 
+def test_switching_takes_keeps_flipping_takes_when_the_other_take_was_continued() -> None:
+    # Take B was continued once (a passage generated right after it). Switching the accepted take from A to B must
+    # show B as take 2 of 2, and the next switch must go back to A, not bring up B's continuation as pending.
+    draft = Draft()
+    draft.set_text("Once")
+    a = generate(draft, " A.")
+    b = generate(draft, " B.")
+    draft.accept()
+    generate(draft, " Then.")
+    draft.set_text("Once")
+    draft.select_alternative(0)
+    draft.accept()
+    assert (draft.last_accepted, draft.alternatives(), draft.alternative_index) == (a, [a, b], 0)
+    draft.select_alternative(1)
+    assert draft.text == "Once B." and draft.pending is None
+    assert (draft.last_accepted, draft.alternatives(), draft.alternative_index) == (b, [a, b], 1)
+    draft.select_alternative(2)
+    assert draft.text == "Once A." and draft.last_accepted is a
+
+
+def test_a_dismissed_continuation_of_a_single_take_comes_back_with_a_switch() -> None:
+    draft = Draft()
+    generate(draft, "It rained.")
+    draft.accept()
+    then = generate(draft, " Then.")
+    draft.dismiss()
+    assert (draft.alternatives(), draft.alternative_index) == ([then], None)
+    assert draft.select_alternative(0) is then and draft.pending is then
+
+
 def test_switch_after_accept_is_gone_once_the_writer_types_after_it() -> None:
     draft = Draft()
     draft.set_text("Once")

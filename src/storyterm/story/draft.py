@@ -10,9 +10,10 @@ How the writer's free edits and the tree fit together:
 * ``pending`` is the alternative shown after the story but not yet part of it. ``accept`` appends its text to the
   story. Editing the story hides the pending passage (it stays in the tree; the story no longer ends where it was
   generated).
-* After an accept, while the story still ends with the accepted passage exactly where it was generated, the
-  alternatives are that passage's siblings, and switching to another one replaces its text at the end of the
-  story ("I accepted too early, show me the other take").
+* After an accept, while the story still ends with the accepted passage exactly where it was generated and
+  nothing is pending, the alternatives are that passage's siblings, and switching to another one replaces its text
+  at the end of the story ("I accepted too early, show me the other take"). If it has no other take, they are the
+  passages generated after it that are not shown (a dismissed one comes back).
 * ``parent_id`` of a new passage is the latest accepted passage whose text still lies unchanged in the story
   (walking up from the last accepted one), else ``None``: the tree shows which take followed which.
 * Nothing leaves the tree except through :meth:`Draft.delete_branch`, which the writer asks for on purpose (the
@@ -264,17 +265,25 @@ class Draft:
             return None
         return head if head.continues(self._text[: len(self._text) - len(head.text)]) else None
 
-    def alternatives(self) -> list[Passage]:
-        """The siblings at the open spot (end of the story), or, if none were generated there, the siblings of
-        the last accepted passage while the story still ends with it. Oldest first."""
+    def _shown_spot(self) -> tuple[list[Passage], bool]:
+        """(the alternatives f7/f8 flip through, whether they are at the open spot): the takes of the passage shown
+        at the end of the story. A pending passage is shown at the open spot; else the accepted passage the story
+        ends with, while it has other takes; else the passages generated at the end (dismissed ones, or ones made
+        when the story last ended this way), none of them shown yet."""
         open_spot = self._open_alternatives()
-        if open_spot:
-            return open_spot
+        if self._pending_id is not None:
+            return open_spot, True
         head = self._accepted_spot()
-        if head is None:
-            return []
-        return [p for p in self._passages.values() if p.context_digest == head.context_digest
-                and p.context_length == head.context_length]
+        if head is not None:
+            takes = [p for p in self._passages.values() if p.context_digest == head.context_digest
+                     and p.context_length == head.context_length]
+            if len(takes) > 1 or not open_spot:
+                return takes, False
+        return open_spot, True
+
+    def alternatives(self) -> list[Passage]:
+        """The takes of the passage shown at the end of the story (see ``_shown_spot``). Oldest first."""
+        return self._shown_spot()[0]
 
     @property
     def alternative_count(self) -> int:
@@ -294,12 +303,11 @@ class Draft:
         """Show alternative ``index`` (wraps around, so ``index + 1`` / ``- 1`` cycle). At the open spot it
         becomes the pending passage; at an accepted spot it replaces the accepted text at the end of the story.
         Consecutive switches are one undo step; ``coalesce=False`` makes this one a step of its own."""
-        open_spot = self._open_alternatives()
-        alternatives = open_spot or self.alternatives()
+        alternatives, at_open_spot = self._shown_spot()
         if not alternatives:
             raise DraftError("no alternatives here yet: generate one first")
         target = alternatives[index % len(alternatives)]
-        if open_spot:
+        if at_open_spot:
             if target.id != self._pending_id:
                 self._push_switch(coalesce)
                 self._pending_id = target.id
