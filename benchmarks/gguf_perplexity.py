@@ -38,9 +38,9 @@ def gguf_nll(path: Path, windows, context: int) -> float:
     import llama_cpp
     import numpy as np
 
-    from storyterm.engine.gguf_loading import _quiet_llama_cpp
+    from storyterm.engine.gguf_loading import quiet_llama_cpp
 
-    with _quiet_llama_cpp():
+    with quiet_llama_cpp():
         llama = llama_cpp.Llama(model_path=str(path), n_ctx=context, n_batch=context, n_ubatch=context,
                                 logits_all=True, n_threads=1, n_threads_batch=1, verbose=False)
     total = 0.0

@@ -1,6 +1,6 @@
 """Write a storyterm GPT-2 checkpoint (built-in or trained with ``training/``) as a GGUF file for llama.cpp.
 
-    python -m training.export_gguf CHECKPOINT_DIR OUT.gguf [--outtype f32|f16|q8_0]
+    python -m training.export_gguf CHECKPOINT_DIR OUT.gguf [--outtype f32|f16|q8_0|q6_k|q5_k_m|q4_k_m]
 
 llama.cpp's own ``convert_hf_to_gguf.py`` recognises a BPE tokenizer by hashing how it splits a test string and
 refuses one trained from scratch, as storyterm's are. Those are byte-level BPE with GPT-2's split rule (``gpt-2``
@@ -8,6 +8,9 @@ in llama.cpp), so this writes the file directly with the ``gguf`` package (``pip
 under llama.cpp's names, the vocabulary with its merges, and the special tokens (``<BOS>``, ``<EOS>``, the genre
 tokens) as control tokens, so ``storyterm --model OUT.gguf`` keeps the checkpoint's genres, its sampling defaults
 (``general.sampling.*``) and its word list (``words.txt`` as ``storyterm.words``: the word guard works on the file).
+
+The k-quants (``q6_k``, ``q5_k_m``, ``q4_k_m``: smaller and faster on a CPU) are made by llama.cpp itself, through
+llama-cpp-python (``pip install 'storyterm[gguf]'``), from an f32 file written first and removed after.
 """
 
 from __future__ import annotations
@@ -18,7 +21,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-OUT_TYPES = ("f32", "f16", "q8_0")
+WRITTEN_TYPES = ("f32", "f16", "q8_0")
+# llama.cpp's quantizer makes these (the names of llama-quantize, lower-case): the f32 file is its input.
+QUANTIZED_TYPES = {"q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
+                   "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}
+OUT_TYPES = WRITTEN_TYPES + tuple(QUANTIZED_TYPES)
 
 
 def export_gguf(checkpoint: Path | str, out: Path | str, outtype: str = "f32") -> Path:
@@ -28,6 +35,8 @@ def export_gguf(checkpoint: Path | str, out: Path | str, outtype: str = "f32") -
 
     if outtype not in OUT_TYPES:
         raise ValueError(f"--outtype must be one of {', '.join(OUT_TYPES)}, got {outtype!r}")
+    if outtype in QUANTIZED_TYPES:
+        return _export_quantized(Path(checkpoint), Path(out), outtype)
     from transformers.utils import logging as hf_logging
 
     hf_logging.disable_progress_bar()  # the file is written in seconds; bars would clutter the output
@@ -58,6 +67,29 @@ def export_gguf(checkpoint: Path | str, out: Path | str, outtype: str = "f32") -
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
+    return out
+
+
+def _export_quantized(checkpoint: Path, out: Path, outtype: str) -> Path:
+    try:
+        import llama_cpp
+    except ImportError:
+        raise ImportError(f"--outtype {outtype} is made by llama.cpp: pip install 'storyterm[gguf]' "
+                          "(or export f32 and run llama-quantize)") from None
+    from storyterm.engine.gguf_loading import last_llama_cpp_error, quiet_llama_cpp
+
+    source = out.with_name(out.name + ".f32.part")
+    try:
+        export_gguf(checkpoint, source, "f32")
+        params = llama_cpp.llama_model_quantize_default_params()
+        params.ftype = getattr(llama_cpp, QUANTIZED_TYPES[outtype])
+        with quiet_llama_cpp():
+            failed = llama_cpp.llama_model_quantize(str(source).encode(), str(out).encode(), params)
+        if failed:
+            out.unlink(missing_ok=True)
+            raise ValueError(f"llama.cpp could not quantize to {outtype}{last_llama_cpp_error()}")
+    finally:
+        source.unlink(missing_ok=True)
     return out
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
@@ -40,3 +41,31 @@ def test_other_architectures_are_refused_in_one_line(tmp_path: Path, capsys) -> 
     err = capsys.readouterr().err.strip()
     assert err == f"export_gguf: error: only GPT-2 checkpoints can be exported, {llama} is 'llama'"
     assert not (tmp_path / "x.gguf").exists()
+
+
+def test_k_quants_are_made_by_llama_cpp_and_load_with_their_genres(tmp_path: Path) -> None:
+    pytest.importorskip("llama_cpp", reason="the k-quants are made by llama-cpp-python")
+    from storyterm.engine.generation import GenerationRequest
+    from storyterm.engine.loading import ModelSpec, load_model, open_engine
+    from storyterm.engine.settings import SamplerSettings
+
+    checkpoint = build_tiny_checkpoint(tmp_path / "ckpt", n_layer=2, n_embd=256, n_head=4)
+    path = export_gguf(checkpoint, tmp_path / "out.gguf", "q4_k_m")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out.gguf"]  # the f32 input is gone
+    types = {t.name: t.tensor_type for t in gguf.GGUFReader(path).tensors}
+    assert types["blk.0.ffn_up.weight"] == gguf.GGMLQuantizationType.Q4_K
+    assert types["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32
+    loaded = load_model(ModelSpec(str(path)))
+    assert loaded.dtype == "q4_k" and "horror" in loaded.genres
+    request = GenerationRequest("horror", "The", settings=SamplerSettings(max_new_tokens=5, seed=1))
+    assert open_engine(loaded).generate(request).text.strip()
+
+
+def test_a_k_quant_without_llama_cpp_says_what_to_install(tmp_path: Path, monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "llama_cpp", None)
+    checkpoint = build_tiny_checkpoint(tmp_path / "ckpt")
+    assert main([str(checkpoint), str(tmp_path / "x.gguf"), "--outtype", "q5_k_m"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("export_gguf: error: --outtype q5_k_m is made by llama.cpp: pip install 'storyterm[gguf]' "
+                   "(or export f32 and run llama-quantize)")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt"]

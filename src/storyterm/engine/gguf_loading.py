@@ -121,7 +121,7 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
     progress(f"Loading {path.name} with llama.cpp…")
     threads, batch_threads = default_threads()
     try:
-        with _quiet_llama_cpp():
+        with quiet_llama_cpp():
             probe = llama_cpp.Llama(model_path=str(path), vocab_only=True, verbose=True)
             metadata = dict(probe.metadata)
             architecture = metadata.get("general.architecture", "?")
@@ -136,7 +136,7 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
                                     flash_attn=True, use_mmap=not read, verbose=True)
         llama.verbose = False  # generate() would print every prefix-cache hit to stderr
     except Exception as error:  # noqa: BLE001 - llama.cpp says little more than "failed to load"
-        raise ModelLoadError(f"llama.cpp cannot load {path.name}: {_first_line(error)}{_last_log_line()}") from error
+        raise ModelLoadError(f"llama.cpp cannot load {path.name}: {_first_line(error)}{last_llama_cpp_error()}") from error
     tokenizer = GGUFTokenizer(llama, metadata)
     # torch only runs the logits processors (one vocabulary row per token): on its default threads, its pool
     # competed with llama.cpp's and the repetition penalty cost 15 % of the 124M shape's speed; few threads: none.
@@ -219,13 +219,13 @@ _log_lines: list[str] = []
 _log_callback: Any = None
 
 
-def _last_log_line() -> str:
+def last_llama_cpp_error() -> str:
     errors = [line for line in _log_lines if "error" in line.lower() or "failed" in line.lower()]
     return f" ({errors[-1]})" if errors else ""
 
 
 @contextlib.contextmanager
-def _quiet_llama_cpp():
+def quiet_llama_cpp():
     """Route llama.cpp's log to a short in-memory list and llama-cpp-python's prints away from the terminal (its
     own quiet mode redirects file descriptors 1 and 2, which would blank the editor's screen meanwhile)."""
     global _log_callback
