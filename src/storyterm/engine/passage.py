@@ -50,11 +50,16 @@ AFTER_SPACE = "after_space"  # whitespace or a blank line: a new word (the story
 AFTER_WORD = "after_word"  # a letter or digit: a new word or punctuation — never glued onto the word
 MID_WORD = "mid_word"  # the writer's unfinished word: its continuation (letters at once), a new word or punctuation
 HEALED = "healed"  # no word list, an unfinished last word: its last token is written again, perhaps longer
-AFTER_PUNCT = "after_punct"  # . , ; : ! ? … ) and closing quotes: a new word or a closing quote
+AFTER_PUNCT = "after_punct"  # , ; : … ) and closing quotes: a new word or a closing quote
+# A full stop, ! or ? (not an ellipsis), perhaps then whitespace: a new sentence, a capital or a quotation. The
+# built-in model opened 11 of 108 such passages with a lower-case fragment (" ing on the…"). An open quote goes on
+# with a new sentence inside it: a closing quote token cannot be told from one that glues a word on ("'oner").
+AFTER_SENTENCE = "after_sentence"
 FREE = "free"  # an opening quote, bracket, dash…: any visible token
 BARE_SPACE = "bare_space"  # tokens that are only whitespace
 WORD = "word_piece"  # a word or quotation that starts at once (after a bare-space token)
 STORY_WORD = "story_word"  # the same at the very start of a story: no "["
+SENTENCE_WORD = "sentence_word"  # the same at a new sentence
 
 _WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) after whitespace
 _WORD = re.compile(r"[\w\"'“‘(\[]")
@@ -62,6 +67,8 @@ _WORD = re.compile(r"[\w\"'“‘(\[]")
 # ("[Grail] In this…" from the built-in model), never the writer's text.
 _STORY_WORD = re.compile(r"[\w\"'“‘(]")
 _SENTENCE_START = re.compile(r"\s*" + _STORY_WORD.pattern)
+_SENTENCE_ENDED = re.compile(r"(?<!\.)[.!?]$")  # "..." is an ellipsis: a sentence may go on after it
+_FIRST_VISIBLE = re.compile(r"\s*(\S)")
 _CONTINUATION = re.compile(r"[^\W\d_]")  # letters straight on: the same word goes on
 _TRAILING_WORD = re.compile(r"[^\W\d_]+$")
 _WORDS = re.compile(r"[^\W\d_]+")
@@ -85,7 +92,7 @@ class StartPlan:
     """How a story and its next passage meet."""
 
     prompt_story: str  # the story as the model reads it: trailing whitespace removed
-    kind: str  # START, AFTER_SPACE, AFTER_WORD, MID_WORD, AFTER_PUNCT or FREE
+    kind: str  # START, AFTER_SENTENCE, AFTER_SPACE, AFTER_WORD, MID_WORD, AFTER_PUNCT or FREE
     drop_leading_space: bool  # the story already ends with whitespace (or is empty): the passage's own goes
 
 
@@ -97,7 +104,10 @@ def plan_start(story: str, unfinished: Callable[[str, str], bool] | None = None)
         return StartPlan("", START, True)
     prompt_story = story.lstrip().rstrip()
     last = prompt_story[-1]
-    if prompt_story != story.lstrip():
+    spaced = prompt_story != story.lstrip()
+    if _SENTENCE_ENDED.search(prompt_story):
+        kind = AFTER_SENTENCE
+    elif spaced:
         kind = AFTER_SPACE
     elif last.isalnum():
         word = _TRAILING_WORD.search(prompt_story)
@@ -107,7 +117,20 @@ def plan_start(story: str, unfinished: Callable[[str, str], bool] | None = None)
         kind = AFTER_PUNCT
     else:
         kind = FREE
-    return StartPlan(prompt_story, kind, kind == AFTER_SPACE)
+    return StartPlan(prompt_story, kind, spaced)
+
+
+def _opens_sentence(surface: str, spaced: bool) -> bool:
+    """A new sentence's first word: a letter that is not lower-case, or an opening quotation. Not a digit: the
+    built-in model's were fragments (". 00, the crew…"), and prose spells a sentence's first number out."""
+    if spaced:
+        first = _FIRST_VISIBLE.match(surface)
+        if not surface[:1].isspace() or first is None:
+            return False
+        char = first.group(1)
+    else:
+        char = surface[:1]
+    return (char.isalpha() and not char.islower()) or (char != "" and char in "\"'“‘(")
 
 
 def unfinished_word(word: str, other_text: str, known: frozenset[str] | set[str], ordered: Sequence[str]) -> bool:
@@ -185,10 +208,12 @@ class TokenSurfaces:
                 AFTER_WORD: lambda s: _WORD_START.match(s) or _PUNCT_AFTER_WORD.match(s),
                 MID_WORD: lambda s: _WORD_START.match(s) or _PUNCT_AFTER_WORD.match(s) or _CONTINUATION.match(s),
                 AFTER_PUNCT: lambda s: _WORD_START.match(s) or _CLOSING.match(s),
+                AFTER_SENTENCE: lambda s: _opens_sentence(s, spaced=True),
                 FREE: lambda s: s.strip(),
                 BARE_SPACE: lambda s: not s.strip(),
                 WORD: lambda s: _WORD.match(s),
                 STORY_WORD: lambda s: _STORY_WORD.match(s),
+                SENTENCE_WORD: lambda s: _opens_sentence(s, spaced=False),
             }
             test = tests[kind]
             mask = self._torch.zeros(self.vocab_size, dtype=self._torch.bool)
@@ -243,7 +268,8 @@ class TokenSurfaces:
         allowed = self.allowed_mask(kind)
         if allowed is None:
             return None
-        bare_space, word = self.allowed_mask(BARE_SPACE), self.allowed_mask(STORY_WORD if kind == START else WORD)
+        follow_up = {START: STORY_WORD, AFTER_SENTENCE: SENTENCE_WORD}.get(kind, WORD)
+        bare_space, word = self.allowed_mask(BARE_SPACE), self.allowed_mask(follow_up)
         if bare_space is None or word is None:
             bare_space = self._torch.zeros_like(allowed)
             word = self._torch.ones_like(allowed)
