@@ -45,7 +45,9 @@ GRACE_MIN_TOKENS = 8
 WORD_SCAN_CHARS = 20_000
 
 # How the story ends decides which first tokens may follow.
-START = "start"  # no story: a sentence start
+START = "start"  # an instruct reply (a new turn): a word or a quotation, whatever the story ends with
+STORY_START = "story_start"  # no story yet: a sentence's start, as AFTER_SENTENCE (the built-in model opened 8 of 48
+# new stories with a fragment: "urging to the police", "94 hours")
 AFTER_SPACE = "after_space"  # whitespace or a blank line: a new word (the story's whitespace stays, the model's goes)
 AFTER_WORD = "after_word"  # a letter or digit: a new word or punctuation — never glued onto the word
 MID_WORD = "mid_word"  # the writer's unfinished word: its continuation (letters at once), a new word or punctuation
@@ -58,13 +60,13 @@ AFTER_SENTENCE = "after_sentence"
 FREE = "free"  # an opening quote, bracket, dash…: any visible token
 BARE_SPACE = "bare_space"  # tokens that are only whitespace
 WORD = "word_piece"  # a word or quotation that starts at once (after a bare-space token)
-STORY_WORD = "story_word"  # the same at the very start of a story: no "["
+STORY_WORD = "story_word"  # the same in an instruct reply: no "["
 SENTENCE_WORD = "sentence_word"  # the same at a new sentence
 
 _WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) after whitespace
 _WORD = re.compile(r"[\w\"'“‘(\[]")
-# A story's first word, not "[": there a bracket is a model imitating the Memory header it was trained with
-# ("[Grail] In this…" from the built-in model), never the writer's text.
+# A reply's first word, not "[": there a bracket is a model imitating the Memory header it was trained with
+# ("[Grail] In this…" from the built-in model), never the writer's text. A sentence opener leaves it out too.
 _STORY_WORD = re.compile(r"[\w\"'“‘(]")
 _SENTENCE_START = re.compile(r"\s*" + _STORY_WORD.pattern)
 _SENTENCE_ENDED = re.compile(r"(?<!\.)[.!?]$")  # "..." is an ellipsis: a sentence may go on after it
@@ -92,7 +94,7 @@ class StartPlan:
     """How a story and its next passage meet."""
 
     prompt_story: str  # the story as the model reads it: trailing whitespace removed
-    kind: str  # START, AFTER_SENTENCE, AFTER_SPACE, AFTER_WORD, MID_WORD, AFTER_PUNCT or FREE
+    kind: str  # STORY_START, AFTER_SENTENCE, AFTER_SPACE, AFTER_WORD, MID_WORD, AFTER_PUNCT or FREE
     drop_leading_space: bool  # the story already ends with whitespace (or is empty): the passage's own goes
 
 
@@ -101,7 +103,7 @@ def plan_start(story: str, unfinished: Callable[[str, str], bool] | None = None)
     story's last word is unfinished (``unfinished_word`` with the model's word list); None: every word is finished."""
     stripped = story.strip()
     if not stripped:
-        return StartPlan("", START, True)
+        return StartPlan("", STORY_START, True)
     prompt_story = story.lstrip().rstrip()
     last = prompt_story[-1]
     spaced = prompt_story != story.lstrip()
@@ -120,12 +122,12 @@ def plan_start(story: str, unfinished: Callable[[str, str], bool] | None = None)
     return StartPlan(prompt_story, kind, spaced)
 
 
-def _opens_sentence(surface: str, spaced: bool) -> bool:
+def _opens_sentence(surface: str, spaced: bool | None) -> bool:
     """A new sentence's first word: a letter that is not lower-case, or an opening quotation. Not a digit: the
     built-in model's were fragments (". 00, the crew…"), and prose spells a sentence's first number out."""
-    if spaced:
+    if spaced is not False:  # True: after whitespace; None: with or without it
         first = _FIRST_VISIBLE.match(surface)
-        if not surface[:1].isspace() or first is None:
+        if first is None or (spaced and not surface[:1].isspace()):
             return False
         char = first.group(1)
     else:
@@ -209,6 +211,7 @@ class TokenSurfaces:
                 MID_WORD: lambda s: _WORD_START.match(s) or _PUNCT_AFTER_WORD.match(s) or _CONTINUATION.match(s),
                 AFTER_PUNCT: lambda s: _WORD_START.match(s) or _CLOSING.match(s),
                 AFTER_SENTENCE: lambda s: _opens_sentence(s, spaced=True),
+                STORY_START: lambda s: _opens_sentence(s, spaced=None),
                 FREE: lambda s: s.strip(),
                 BARE_SPACE: lambda s: not s.strip(),
                 WORD: lambda s: _WORD.match(s),
@@ -268,7 +271,7 @@ class TokenSurfaces:
         allowed = self.allowed_mask(kind)
         if allowed is None:
             return None
-        follow_up = {START: STORY_WORD, AFTER_SENTENCE: SENTENCE_WORD}.get(kind, WORD)
+        follow_up = {START: STORY_WORD, STORY_START: SENTENCE_WORD, AFTER_SENTENCE: SENTENCE_WORD}.get(kind, WORD)
         bare_space, word = self.allowed_mask(BARE_SPACE), self.allowed_mask(follow_up)
         if bare_space is None or word is None:
             bare_space = self._torch.zeros_like(allowed)
