@@ -63,6 +63,7 @@ WORD = "word_piece"  # a word or quotation that starts at once (after a bare-spa
 STORY_WORD = "story_word"  # the same in an instruct reply: no "["
 SENTENCE_WORD = "sentence_word"  # the same at a new sentence
 
+_FALLBACK = {AFTER_SENTENCE: AFTER_PUNCT, STORY_START: START, SENTENCE_WORD: WORD}
 _WORD_START = re.compile(r"\s+[\w\"'“‘(\[]")  # a new word (or a quotation) after whitespace
 _WORD = re.compile(r"[\w\"'“‘(\[]")
 # A reply's first word, not "[": there a bracket is a model imitating the Memory header it was trained with
@@ -228,7 +229,10 @@ class TokenSurfaces:
                     mask[eos_id] = False
             self._masks[kind] = mask
         mask = self._masks[kind]
-        return mask if bool(mask.any()) else None
+        if not bool(mask.any()):
+            # A vocabulary with no capitalised word token (tiny or unusual ones): a word, as before.
+            return self.allowed_mask(_FALLBACK[kind]) if kind in _FALLBACK else None
+        return mask
 
     def whole_words(self) -> tuple[frozenset[str], list[str]]:
         """How a model without a word list tells a finished last word from a half-written one (``unfinished_word``):
