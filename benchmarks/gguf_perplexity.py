@@ -7,8 +7,9 @@ weights, on held-out text (issue 17: within +1 % of fp32). Not run in CI.
         [--scratch DIR]
 
 The checkpoint is exported with ``training/export_gguf.py`` to f32 and q8_0 (storyterm's own q8_0, written by the
-``gguf`` package), and the f32 file is also quantized to each of ``--types`` by llama.cpp's ``llama-quantize`` (what a
-writer gets from llama.cpp's tools; a k-quant falls back to another type for tensors whose rows are not a multiple of
+``gguf`` package) and to those of ``--types`` it makes through llama-cpp-python (q6_k, q5_k_m, q4_k_m), and the f32
+file is also quantized to each of ``--types`` by llama.cpp's ``llama-quantize`` (what a writer gets from llama.cpp's
+tools; a k-quant falls back to another type for tensors whose rows are not a multiple of
 256 values, which llama-quantize reports and the table counts). Every variant scores exactly the same tokens as
 ``training/evaluate.py``'s perplexity: each held-out line (``<BOS> <genre> story <EOS>``) tokenized whole, windows
 of the model's context that keep the header (overlapping by half; each story token counted once), the NLL of every
@@ -73,7 +74,7 @@ def main() -> int:
     from training.common import read_stories
     from training.data import tokenize_stories
     from training.evaluate import language_model_metrics, story_windows
-    from training.export_gguf import export_gguf
+    from training.export_gguf import QUANTIZED_TYPES, export_gguf
 
     scratch = args.scratch or Path(tempfile.mkdtemp(prefix="storyterm-gguf-ppl-"))
     scratch.mkdir(parents=True, exist_ok=True)
@@ -91,6 +92,9 @@ def main() -> int:
     files = {"GGUF f32 (export_gguf)": export_gguf(args.checkpoint, scratch / "builtin-f32.gguf", "f32"),
              "GGUF q8_0 (export_gguf)": export_gguf(args.checkpoint, scratch / "builtin-q8_0.gguf", "q8_0")}
     fallbacks: dict[str, int] = {}
+    for kind in [t.strip().lower() for t in args.types.split(",") if t.strip().lower() in QUANTIZED_TYPES]:
+        files[f"GGUF {kind.upper()} (export_gguf --outtype {kind})"] = export_gguf(
+            args.checkpoint, scratch / f"builtin-{kind}.gguf", kind)
     if args.llama_quantize.is_file():
         for kind in [t.strip() for t in args.types.split(",") if t.strip()]:
             out = scratch / f"builtin-{kind.lower()}-llama-quantize.gguf"
