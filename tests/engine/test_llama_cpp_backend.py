@@ -298,3 +298,44 @@ def test_a_chat_template_in_the_file_gives_instruct_mode(tmp_path: Path) -> None
     assert "Keep in mind: Dust everywhere." in prompt
     result = engine.generate(request)
     assert result.stats.new_tokens > 0 and not result.cancelled
+
+
+@pytest.mark.parametrize("trim", [True, False])
+def test_an_end_token_drawn_mid_sentence_is_drawn_again(engine, monkeypatch: pytest.MonkeyPatch, trim: bool) -> None:
+    """As on the torch engine, with "end at sentence" on the end token waits for a sentence end; the GGUF loop
+    asks only when one is drawn (no Python at the other steps), and draws again without it."""
+    from storyterm.engine import llama_cpp_sampling
+
+    surfaces = engine._surfaces().surfaces
+    word = next(i for i, s in enumerate(surfaces) if s == " the")
+    dot, eos = surfaces.index("."), engine._eos_ids[0]
+    draws, again = iter([word, eos, eos]), []
+    monkeypatch.setattr(llama_cpp_sampling.NativeSampler, "sample", lambda self, ctx: next(draws))
+
+    def resample(self, ctx, token_ids):
+        again.append(list(token_ids))
+        return dot
+
+    monkeypatch.setattr(llama_cpp_sampling.NativeSampler, "resample_without", resample)
+    settings = GREEDY.with_changes(trim_sentences=trim, word_guard=False)
+    result = engine.generate(GenerationRequest(None, "After the storm,", settings=settings))
+    assert result.text == (" the." if trim else " the") and result.endings == ("end-of-text",)
+    assert again == ([list(engine._eos_ids)] if trim else [])
+
+
+def test_resample_without_draws_the_next_best_token(engine) -> None:
+    import llama_cpp
+    import numpy as np
+
+    from storyterm.engine.llama_cpp_sampling import NativeSampler
+
+    engine.generate(GenerationRequest(None, "The ship", settings=GREEDY.with_changes(max_new_tokens=1)))
+    llama = engine._llama
+    row = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(llama.ctx, -1), shape=(llama.n_vocab(),)).copy()
+    best, second = (int(i) for i in np.argsort(row)[::-1][:2])
+    for settings in (GREEDY, SAMPLED.with_changes(top_k=1)):
+        sampler = NativeSampler(llama_cpp, llama.n_vocab(), settings, 3)
+        try:
+            assert sampler.resample_without(llama.ctx, [best]) == second
+        finally:
+            sampler.close()

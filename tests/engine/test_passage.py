@@ -337,3 +337,35 @@ def test_sampled_length_cuts_end_at_a_sentence_or_a_whole_word(any_loaded: Loade
         else:
             assert ending in (passage.WORD, passage.END_OF_TEXT), ending
         assert result.stats.new_tokens <= engine.passage_token_limit(settings)
+
+
+@pytest.mark.parametrize("trim", [True, False])
+def test_the_model_ends_a_passage_only_at_a_sentence_end(any_loaded: LoadedModel, monkeypatch: pytest.MonkeyPatch,
+                                                         trim: bool) -> None:
+    """The built-in model ended 1 passage in 84 mid-sentence ("After a robbery gone wrong, the"): with "end at
+    sentence" on, its end token waits for a sentence end; off, the model's end is kept as it is."""
+    engine = StoryEngine(any_loaded)
+    surfaces = engine._surfaces().surfaces
+    word = next(i for i, s in enumerate(surfaces) if re.fullmatch(r" [a-z]{2,}", s))
+    dot = surfaces.index(".")
+    eos = any_loaded.tokenizer.eos_token_id
+    story = "After the storm,"
+    start = len(engine.prepare_passage(GenerationRequest(genre_of(any_loaded), story)).input_ids)
+    model = any_loaded.model
+    original = model.forward
+
+    def forward(*args, **kwargs):  # a word, then the end token at once; a full stop is its second choice
+        out = original(*args, **kwargs)
+        logits = torch.full_like(out.logits[:, -1, :], -1e4)
+        if kwargs["attention_mask"].shape[-1] == start:
+            logits[:, word] = 0
+        else:
+            logits[:, eos], logits[:, dot] = 0, -1
+        out.logits[:, -1, :] = logits
+        return out
+
+    monkeypatch.setattr(model, "forward", forward)
+    settings = SamplerSettings(max_new_tokens=8, do_sample=False, trim_sentences=trim, repetition_penalty=1.0)
+    result = engine.generate(GenerationRequest(genre_of(any_loaded), story, settings=settings))
+    assert result.text == surfaces[word] + ("." if trim else "")
+    assert result.endings == ("end-of-text",)

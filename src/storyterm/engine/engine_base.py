@@ -437,7 +437,7 @@ class EngineBase:
     def _passage_hooks(self, kind: str, prepared: PreparedPrompt, settings: SamplerSettings,
                        anchor: list[int]) -> tuple[LogitsProcessorList, SentenceStop | None]:
         """The spacing rule's first-token mask, the repetition penalty (story and passage only) and, with trimming
-        on, the criterion that ends a finished sentence."""
+        on, the end token only after a sentence end and the criterion that ends a finished sentence."""
         surfaces, length = self._surfaces(), len(prepared.input_ids)
         mask = (surfaces.healing_first_token_mask(prepared.healed, length) if kind == HEALED
                 else surfaces.first_token_mask(kind, length))
@@ -450,6 +450,9 @@ class EngineBase:
                                                                prompt_ignore_length=before_story))
         stop = None
         if settings.trim_sentences:
+            end_hook = surfaces.end_at_sentence_hook(length)
+            if end_hook is not None:
+                processors.append(end_hook)
             stop = SentenceStop(self.loaded.tokenizer, len(prepared.input_ids), settings.max_new_tokens, anchor)
         return processors, stop
 

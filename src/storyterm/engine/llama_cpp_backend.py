@@ -27,7 +27,7 @@ from transformers import TextIteratorStreamer
 
 from .engine_base import EngineBase, GenerationRequest, GenerationStream, _FirstRowStreamer, _Run
 from .llama_cpp_sampling import NativeSampler, StepHooks, split_banned, split_passage_hooks
-from .passage import SentenceStop
+from .passage import EndAtSentenceEnd, SentenceStop
 from .prompt_builder import PreparedPrompt
 from .step_probs import Measured, StepProbs, sampling_warpers
 from .token_probs import TokenInfo, TokenTexts, align_tokens, token_spans
@@ -80,12 +80,12 @@ class LlamaCppEngine(EngineBase):
         guard = list(self._word_guard.processors(run.settings.word_guard))
         python = self._python_processors(run, prepared, guard)
         if guard:
-            return _Plan(StepHooks(every_step=python), python, native_penalty=False, banned_ids=[])
-        first, others, _penalty = split_passage_hooks(run.logits_processor)
+            return _Plan(StepHooks(every_step=python), python, native_penalty=False, banned_ids=[], end_rule=None)
+        first, others, _penalty, end_rule = split_passage_hooks(run.logits_processor)
         sequences = self._banned_words.bad_words_ids(run.banned) if run.banned else []
         single, multi = split_banned(sequences, self._eos_ids)
         hooks = StepHooks(first=first, always=others, multi_banned=multi, eos_ids=self._eos_ids)
-        return _Plan(hooks, python, native_penalty=True, banned_ids=[*self._suppressed, *single])
+        return _Plan(hooks, python, native_penalty=True, banned_ids=[*self._suppressed, *single], end_rule=end_rule)
 
     def _generate_in_thread(self, run: _Run, prepared: PreparedPrompt, seed: int | None) -> None:
         started = time.perf_counter()
@@ -184,6 +184,8 @@ class LlamaCppEngine(EngineBase):
                 if active or record:
                     step = self._run_hooks(active, ids.view(length), n_vocab, record, plan.hooks.full_python)
                 token = sampler.sample(llama.ctx)
+                if token in self._eos_ids and plan.end_rule is not None and not plan.end_rule.allows_end(ids.tokens):
+                    token = sampler.resample_without(llama.ctx, self._eos_ids)
                 if probe is not None:
                     probe.add(*step, token)
                 new.append(token)
@@ -271,6 +273,7 @@ class _Plan:
     python: list[Any]  # every processor as Python, in order (token probabilities are computed with them)
     native_penalty: bool  # the repetition penalty runs in NativeSampler (numpy on llama.cpp's row), not in Python
     banned_ids: list[int]  # ids the chain never samples (suppressed, banned words of one token)
+    end_rule: EndAtSentenceEnd | None  # asked when an end token is drawn (in Python at every step otherwise)
 
 
 _END, _CLOSE = object(), object()

@@ -34,7 +34,7 @@ import ctypes
 from collections.abc import Sequence
 from typing import Any
 
-from .passage import FirstTokenMask
+from .passage import EndAtSentenceEnd, FirstTokenMask
 from .settings import SamplerSettings
 
 FIRST_TOKEN_STEPS = 2  # FirstTokenMask acts on the first new token and, after a bare space, on the second
@@ -169,6 +169,20 @@ class NativeSampler:
             self._penalty.extend((token,))
         return token
 
+    def resample_without(self, ctx: Any, token_ids: Sequence[int]) -> int:
+        """Draw again at the same position with ``token_ids`` left out (the row already holds the penalty)."""
+        lib = self._lib
+        row = self._row(lib.llama_get_logits_ith(ctx, -1))
+        row[[int(i) for i in token_ids]] = -self._np.inf
+        if self._greedy:
+            token = int(self._np.argmax(row))
+        else:
+            drawn = self._top_k.sample(self._chain, row) if self._top_k is not None else None
+            token = int(lib.llama_sampler_sample(self._chain, ctx, -1)) if drawn is None else drawn
+        if self._penalty is not None:
+            self._penalty.extend((token,))
+        return token
+
     def _row(self, pointer: Any) -> Any:
         """llama.cpp's logits row as a numpy view, made once per buffer address (``np.ctypeslib.as_array`` cost
         0.06-0.08 ms a token right after a decode; the buffer stays where it is from token to token)."""
@@ -242,16 +256,19 @@ class StepHooks:
                    for length, prefixes in self._prefixes.items())
 
 
-def split_passage_hooks(processors: Sequence[Any]) -> tuple[list[Any], list[Any], Any | None]:
-    """The engine's passage hooks as (first-token masks, other hooks, the repetition penalty processor or None)."""
+def split_passage_hooks(processors: Sequence[Any]) -> tuple[list[Any], list[Any], Any | None, Any | None]:
+    """The engine's passage hooks as (first-token masks, other hooks, the repetition penalty processor or None, the
+    end-at-a-sentence-end rule or None: the loop asks it only when an end token was drawn)."""
     from transformers import RepetitionPenaltyLogitsProcessor
 
-    first, others, penalty = [], [], None
+    first, others, penalty, end_rule = [], [], None, None
     for processor in processors:
         if isinstance(processor, FirstTokenMask):
             first.append(processor)
         elif isinstance(processor, RepetitionPenaltyLogitsProcessor):
             penalty = processor
+        elif isinstance(processor, EndAtSentenceEnd):
+            end_rule = processor
         else:
             others.append(processor)
-    return first, others, penalty
+    return first, others, penalty, end_rule

@@ -79,6 +79,7 @@ _WHOLE_WORD = re.compile(r" [^\W\d_]+")  # a token that is a whole word (after a
 _PUNCT_AFTER_WORD = re.compile(r"[.,;:!?…)\]}\"'”’]")
 _CLOSING = re.compile(r"[\"'”’)\]}]")
 _ENDS_AT_SENTENCE = re.compile(r"[.!?…][\"'”’)\]]*\s*$")
+_SENTENCE_TAIL = re.compile(r"[\"'”’)\]]*\s*")  # a closing quote, or the space the built-in model ends with
 _LAST_WORD = re.compile(r"\s+\S*$")
 
 # Endings (GenerationResult.endings): why a passage ends where it does.
@@ -271,6 +272,18 @@ class TokenSurfaces:
             return None
         return FirstTokenMask(prompt_length, allowed, self._torch.zeros_like(allowed), self._torch.ones_like(allowed))
 
+    def end_at_sentence_hook(self, prompt_length: int) -> EndAtSentenceEnd | None:
+        """The processor that lets the model end a passage only right after a sentence end; None: no end token."""
+        if not self._eos_ids:
+            return None
+        if "sentence_ends" not in self._masks:
+            self._masks["sentence_ends"] = self._torch.tensor([bool(_ENDS_AT_SENTENCE.search(s.rstrip()))
+                                                              for s in self.surfaces], dtype=self._torch.bool)
+            self._masks["sentence_tails"] = self._torch.tensor(
+                [bool(_SENTENCE_TAIL.fullmatch(s)) for s in self.surfaces], dtype=self._torch.bool)
+        masks = self._masks
+        return EndAtSentenceEnd(prompt_length, masks["sentence_ends"], masks["sentence_tails"], self._eos_ids)
+
     def first_token_mask(self, kind: str, prompt_length: int) -> FirstTokenMask | None:
         allowed = self.allowed_mask(kind)
         if allowed is None:
@@ -302,6 +315,38 @@ class FirstTokenMask(LogitsProcessor):
             if bool(after_space.any()):
                 blocked = after_space[:, None] & ~_fit(self.word, scores)[None, :]
                 return scores.masked_fill(blocked, float("-inf"))
+        return scores
+
+
+class EndAtSentenceEnd(LogitsProcessor):
+    """With "end at sentence" on, the end token only right after a sentence end (the last token ends one, or is a
+    closing quote or whitespace after one): the built-in model ended 1 passage in 84 mid-sentence ("After a robbery
+    gone wrong, the")."""
+
+    def __init__(self, prompt_length: int, sentence_ends: torch.Tensor, tails: torch.Tensor, eos_ids: list[int]):
+        self.prompt_length = prompt_length
+        self.sentence_ends, self.tails = sentence_ends, tails
+        self.eos_ids = eos_ids
+
+    def allows_end(self, ids: Sequence[int]) -> bool:
+        """The same rule for one row of token ids (the GGUF engine asks only when the end token was drawn)."""
+        if len(ids) <= self.prompt_length:
+            return True
+        top = self.sentence_ends.shape[0] - 1
+        last, before = min(ids[-1], top), min(ids[-2], top)
+        return bool(self.sentence_ends[last]) or (bool(self.tails[last]) and bool(self.sentence_ends[before]))
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        if input_ids.shape[-1] <= self.prompt_length:
+            return scores  # the first token is never an end token (FirstTokenMask)
+        if self.sentence_ends.device != input_ids.device:
+            self.sentence_ends = self.sentence_ends.to(input_ids.device)
+            self.tails = self.tails.to(input_ids.device)
+        top = self.sentence_ends.shape[0] - 1
+        last, before = input_ids[:, -1].clamp(max=top), input_ids[:, -2].clamp(max=top)
+        ended = self.sentence_ends[last] | (self.tails[last] & self.sentence_ends[before])
+        eos = [i for i in self.eos_ids if i < scores.shape[-1]]
+        scores[:, eos] = scores[:, eos].masked_fill(~ended[:, None], float("-inf"))
         return scores
 
 
