@@ -369,3 +369,15 @@ def test_the_model_ends_a_passage_only_at_a_sentence_end(any_loaded: LoadedModel
     result = engine.generate(GenerationRequest(genre_of(any_loaded), story, settings=settings))
     assert result.text == surfaces[word] + ("." if trim else "")
     assert result.endings == ("end-of-text",)
+
+
+def test_the_end_rule_reads_rows_alike_one_by_one_and_as_a_batch() -> None:
+    ends, tails = torch.zeros(10, dtype=torch.bool), torch.zeros(10, dtype=torch.bool)
+    ends[3], tails[4] = True, True  # 3: ". ", 4: a closing quote
+    rule = passage.EndAtSentenceEnd(2, ends, tails, [0])
+    rows = torch.tensor([[1, 2, 5, 3], [1, 2, 3, 4], [1, 2, 5, 4], [1, 2, 6, 7]])
+    allowed = [True, True, False, False]
+    assert (rule(rows, torch.zeros(4, 10))[:, 0] == 0).tolist() == allowed  # alternatives: one batch
+    assert [bool(rule(row[None], torch.zeros(1, 10))[0, 0] == 0) for row in rows] == allowed
+    assert [rule.allows_end(row.tolist()) for row in rows] == allowed
+    assert rule(rows[:, :2], torch.zeros(4, 10)).eq(0).all()  # the first new token is FirstTokenMask's

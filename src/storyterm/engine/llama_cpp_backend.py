@@ -184,7 +184,8 @@ class LlamaCppEngine(EngineBase):
                 if active or record:
                     step = self._run_hooks(active, ids.view(length), n_vocab, record, plan.hooks.full_python)
                 token = sampler.sample(llama.ctx)
-                if token in self._eos_ids and plan.end_rule is not None and not plan.end_rule.allows_end(ids.tokens):
+                if (token in self._eos_ids and plan.end_rule is not None and new
+                        and not plan.end_rule.allows_end(ids.tokens)):
                     token = sampler.resample_without(llama.ctx, self._eos_ids)
                 if probe is not None:
                     probe.add(*step, token)
