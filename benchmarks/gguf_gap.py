@@ -24,7 +24,13 @@ The rungs (each adds to the one above; the prompt is the engine's own, read befo
 then rung 1 with llama-cpp-python's ``Llama.eval([token])`` as the decode call (the engine's until session 9: a KV
 trim and a Python loop filling the batch each call), and the engine's whole streamed passage (decode tok/s: tokens
 after the first over the time after the first). ``--also-mapped`` loads the file a second time mapped rather than
-read into memory and adds its bare loop and passage.
+read into memory and adds its bare loop and passage. ``--bench-params`` (session 10) adds llama-bench's own tg loop
+through llama-cpp-python (``gguf_bench_params.py``): on a context made as llama-bench makes it, then changing one
+thing at a time toward the engine's context, in this process (torch and the engine loaded) and in a plain Python
+process that imports neither (``bench loop, plain process``); ``--lib-path DIR`` times that plain process once more
+with llama.cpp's libraries from DIR (``LLAMA_CPP_LIB_PATH``: e.g. the build llama-bench was linked with).
+At more than 1 thread, rung 9 and the engine's passage are slowed by this script itself: its main thread decodes
+with llama.cpp's OpenMP threads first, and libgomp then sleeps the threads of every other thread's pool (session 10).
 Each row gives wall ms a token and the decoding thread's CPU ms a token (``time.thread_time``; on a shared machine
 it moves far less with load than wall time), medians of the runs with min–max.
 """
@@ -32,7 +38,9 @@ it moves far less with load than wall time), medians of the runs with min–max.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import statistics
 import sys
 import threading
@@ -179,6 +187,22 @@ def engine_passage_ms(engine, request, seed: int) -> tuple[float, float, float]:
             spent["decode"] * per_token)
 
 
+PLAIN_PROCESS = "bench loop, llama-bench's context, plain process (no torch, no storyterm)"
+
+
+def plain_process_ms(gguf: Path, threads: int, new_tokens: int, seed: int, lib_path: str | None = None) -> float:
+    """llama-bench's loop and context through llama-cpp-python in a fresh Python process without torch;
+    ``lib_path``: llama.cpp's libraries from there rather than the wheel's."""
+    script = Path(__file__).with_name("gguf_bench_params.py")
+    env = {**os.environ, **({"LLAMA_CPP_LIB_PATH": lib_path} if lib_path else {})}
+    done = subprocess.run([sys.executable, str(script), str(gguf), "--threads", str(threads), "--new-tokens",
+                           str(new_tokens), "--seed", str(seed), "--first-only"], capture_output=True, text=True,
+                          env=env)
+    if done.returncode != 0:
+        raise RuntimeError(f"gguf_bench_params.py failed: {(done.stderr.strip().splitlines() or ['?'])[-1]}")
+    return next(iter(json.loads(done.stdout).values()))
+
+
 def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
@@ -194,6 +218,10 @@ def main() -> None:
     parser.add_argument("--also-mapped", action="store_true",
                         help="load the file a second time, mapped (STORYTERM_GGUF_MMAP=1): its bare loop and passage")
     parser.add_argument("--switch-interval", type=float, help="sys.setswitchinterval for the engine's threads")
+    parser.add_argument("--bench-params", action="store_true",
+                        help="add llama-bench's own loop and context through llama-cpp-python (gguf_bench_params.py)")
+    parser.add_argument("--lib-path",
+                        help="with --bench-params: the plain process again, its llama.cpp libraries from here")
     args = parser.parse_args()
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
@@ -210,6 +238,16 @@ def main() -> None:
         llama_cpp.llama_set_n_threads(mapped[0].loaded.model.llama.ctx, args.threads, max(2, args.threads))
     llama_cpp.llama_set_n_threads(engine.loaded.model.llama.ctx, args.threads, max(2, args.threads))
     wall: dict[str, list[float]] = {"llama-bench tg (maps the file)": [], "llama-bench tg -lm none (reads it)": []}
+    ladder = None
+    if args.bench_params:
+        from gguf_bench_params import VARIANTS, BenchParamsLadder
+
+        ladder = BenchParamsLadder(str(args.gguf), args.threads, args.new_tokens)
+        wall[PLAIN_PROCESS] = []
+        if args.lib_path:
+            wall[f"{PLAIN_PROCESS}, libraries from {args.lib_path}"] = []
+        for name in VARIANTS:
+            wall[f"bench loop, this process: {name}"] = []
     cpu: dict[str, list[float]] = {}
     in_decode: dict[str, list[float]] = {}
     started = time.strftime("%H:%M", time.gmtime())
@@ -217,6 +255,13 @@ def main() -> None:
     for run in range(args.runs):
         for (name, values), mode in zip(list(wall.items())[:2], ("", "none")):
             values.append(1000 / llama_bench_tokens_per_s(binary, args.gguf, args.threads, args.new_tokens, mode))
+        if ladder is not None:
+            wall[PLAIN_PROCESS].append(plain_process_ms(args.gguf, args.threads, args.new_tokens, run))
+            if args.lib_path:
+                wall[f"{PLAIN_PROCESS}, libraries from {args.lib_path}"].append(
+                    plain_process_ms(args.gguf, args.threads, args.new_tokens, run, args.lib_path))
+            for name in ladder.variants:
+                wall[f"bench loop, this process: {name}"].append(ladder.measure(name, run))
         for rung, name in enumerate(RUNGS):
             if args.rungs and str(rung) not in args.rungs.split(","):
                 continue
@@ -244,6 +289,9 @@ def main() -> None:
     print(f"{args.gguf.name}, {args.threads} thread(s), {args.new_tokens} new tokens, {args.runs} interleaved runs, "
           f"{started}–{time.strftime('%H:%M', time.gmtime())} UTC, load {min(loads):.1f}–{max(loads):.1f}; the "
           f"engine's weights {'read into memory' if in_memory else 'mapped from the file'}\n")
+    if args.threads > 1:
+        print("(more than 1 thread: the rows decoded off the main thread — rung 9, the engine — pay for libgomp's "
+              "second pool; see the module docstring)\n")
     print("| rung | wall ms/token | Δ wall | thread CPU ms/token | of it in decode | CPU outside decode | tok/s |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     previous = None
