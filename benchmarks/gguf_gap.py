@@ -29,6 +29,9 @@ through llama-cpp-python (``gguf_bench_params.py``): on a context made as llama-
 thing at a time toward the engine's context, in this process (torch and the engine loaded) and in a plain Python
 process that imports neither (``bench loop, plain process``); ``--lib-path DIR`` times that plain process once more
 with llama.cpp's libraries from DIR (``LLAMA_CPP_LIB_PATH``: e.g. the build llama-bench was linked with).
+``--engine-vs-thread`` times only the engine's passage against llama-bench's loop on a fresh thread, with nothing
+decoded on the main thread (one libgomp pool at a time: the fair comparison at 2 threads; run it under
+``GOMP_SPINCOUNT`` / ``OMP_WAIT_POLICY`` to see libgomp's waits).
 At more than 1 thread, rung 9 and the engine's passage are slowed by this script itself: its main thread decodes
 with llama.cpp's OpenMP threads first, and libgomp then sleeps the threads of every other thread's pool (session 10).
 Each row gives wall ms a token and the decoding thread's CPU ms a token (``time.thread_time``; on a shared machine
@@ -203,6 +206,31 @@ def plain_process_ms(gguf: Path, threads: int, new_tokens: int, seed: int, lib_p
     return next(iter(json.loads(done.stdout).values()))
 
 
+def engine_vs_thread(gguf: Path, threads: int, new_tokens: int, runs: int) -> None:
+    from bench_side_by_side import gguf_engine_tokens_per_s
+    from gguf_bench_params import bare_loop_ms, in_own_thread as fresh_thread, load_model, new_context, quiet
+
+    engine, request = gguf_engine(gguf, new_tokens)
+    loaded = load_model(str(gguf))
+    quiet()
+    context = new_context(loaded, threads, new_tokens)
+    times: dict[str, list[float]] = {"storyterm GGUF engine, streamed passage": [],
+                                     "llama-bench's loop and context, a fresh thread": []}
+    loads = [os.getloadavg()[0]]
+    for run in range(runs):
+        times["storyterm GGUF engine, streamed passage"].append(
+            1000 / gguf_engine_tokens_per_s(engine, request, threads, run))
+        times["llama-bench's loop and context, a fresh thread"].append(
+            fresh_thread(bare_loop_ms, loaded, context, threads, new_tokens, 0, run))
+        loads.append(os.getloadavg()[0])
+    waits = " ".join(f"{k}={os.environ[k]}" for k in ("GOMP_SPINCOUNT", "OMP_WAIT_POLICY") if k in os.environ)
+    print(f"{gguf.name}, {threads} thread(s), {runs} interleaved runs, {time.strftime('%H:%M', time.gmtime())} UTC, "
+          f"load {min(loads):.1f}–{max(loads):.1f}{', ' + waits if waits else ''}\n")
+    print("| decode loop | wall ms/token |\n|---|---:|")
+    for name, values in times.items():
+        print(f"| {name} | {summary(values)} |")
+
+
 def summary(values: list[float]) -> str:
     return f"{statistics.median(values):.2f} ({min(values):.2f}–{max(values):.2f})"
 
@@ -222,7 +250,12 @@ def main() -> None:
                         help="add llama-bench's own loop and context through llama-cpp-python (gguf_bench_params.py)")
     parser.add_argument("--lib-path",
                         help="with --bench-params: the plain process again, its llama.cpp libraries from here")
+    parser.add_argument("--engine-vs-thread", action="store_true",
+                        help="only the engine's passage against llama-bench's loop on a fresh thread (see above)")
     args = parser.parse_args()
+    if args.engine_vs_thread:
+        engine_vs_thread(args.gguf, args.threads, args.new_tokens, args.runs)
+        return
     if args.switch_interval:
         sys.setswitchinterval(args.switch_interval)
     import llama_cpp
