@@ -264,9 +264,9 @@ def test_hand_edited_story_hides_pending_on_load() -> None:
 
 
 def test_undo_history_is_capped_but_the_tree_is_not(monkeypatch) -> None:
-    import storyterm.story.draft as draft_module
+    import storyterm.story.undo_history as undo_history
 
-    monkeypatch.setattr(draft_module, "MAX_UNDO_STEPS", 10)
+    monkeypatch.setattr(undo_history, "MAX_UNDO_STEPS", 10)
     draft = Draft()
     for n in range(30):
         generate(draft, f"take {n}")
@@ -339,10 +339,10 @@ def test_browsing_alternatives_is_one_undo_step_that_never_buries_an_edit() -> N
     generate(draft, " upon")
     generate(draft, " more")
     generate(draft, " again")
-    steps_before = len(draft._undo)
+    steps_before = draft._history.undo_steps
     for index in (0, 1, 0, 2, 1):
         draft.select_alternative(index)
-    assert len(draft._undo) == steps_before + 1
+    assert draft._history.undo_steps == steps_before + 1
     assert draft.pending.text == " more"
     assert draft.undo() and draft.pending.text == " again"  # back to before the browsing, in one step
     assert draft.undo_label == "generate"

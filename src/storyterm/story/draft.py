@@ -30,7 +30,6 @@ from __future__ import annotations
 import operator
 import uuid
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
@@ -50,27 +49,10 @@ from .passage import (
     require_str,
     stored_tokens,
 )
+from .undo_history import UndoHistory, View
 
 __all__ = ["FORMAT_VERSION", "Draft", "DraftError", "DraftFormatError", "NewerFormatError", "Passage",
            "context_digest", "now_iso"]
-
-MAX_UNDO_STEPS = 500
-
-
-@dataclass(frozen=True)
-class _View:
-    """What undo/redo restore. Nodes of the tree are not part of it, so undo can never remove one."""
-
-    text: str
-    pending_id: str | None
-    head_id: str | None
-
-
-@dataclass(frozen=True)
-class _Step:
-    view: _View
-    label: str
-
 
 class Draft:
     """The story being written, with every generated alternative kept. See the module docstring."""
@@ -101,12 +83,7 @@ class Draft:
         self._pending_id: str | None = None
         self._head_id: str | None = None
         self._passages: dict[str, Passage] = {}
-        self._undo: list[_Step] = []
-        self._redo: list[_Step] = []
-        # True while the newest undo step is a run of alternative switches with nothing else in between: browsing
-        # alternatives (f7/f8 again and again) is one undo step, so it never buries the writer's edits.
-        self._browsing = False
-        self._coalescing = False
+        self._history = UndoHistory()
         self._digest_cache: tuple[str, str] | None = None
         self._word_counter = WordCounter()
         # What from_dict had to repair (shown to the writer once; not saved).
@@ -333,16 +310,16 @@ class Draft:
         require_str("text", text)
         if text == self._text:
             return
-        if not (coalesce and self._coalescing):
+        if not (coalesce and self._history.coalescing):
             self._push("edit")
         self._text = text
         self._pending_id = None
-        self._coalescing = True
+        self._history.coalescing = True
         self._touch()
 
     def break_undo_group(self) -> None:
         """Make the next ``set_text`` start a new undo step (e.g. after a pause in typing)."""
-        self._coalescing = False
+        self._history.coalescing = False
 
     def add_alternative(
         self,
@@ -406,7 +383,7 @@ class Draft:
             self._text = self._text[: len(self._text) - len(source.text)]
         passage = self.add_alternative(text, genre=genre, settings=settings, seed=seed, model=model,
                                        stopped=stopped, tokens=tokens)
-        self._undo.pop()  # add_alternative's own step: the swap is one step
+        self._history.drop_newest()  # add_alternative's own step: the swap is one step
         passage.branch = {"from": source.id, "token": operator.index(token_index)}
         if not is_pending:
             self._text += passage.text
@@ -470,81 +447,60 @@ class Draft:
                 doomed.add(passage.id)
         survivor = self._passages[passage_id].parent_id
 
-        def scrub(view: _View) -> _View:
-            return _View(
+        def scrub(view: View) -> View:
+            return View(
                 text=view.text,
                 pending_id=None if view.pending_id in doomed else view.pending_id,
                 head_id=survivor if view.head_id in doomed else view.head_id,
             )
 
-        self._undo = [_Step(scrub(s.view), s.label) for s in self._undo]
-        self._redo = [_Step(scrub(s.view), s.label) for s in self._redo]
+        self._history.rewrite(scrub)
         current = scrub(self._view())
         self._pending_id, self._head_id = current.pending_id, current.head_id
         for doomed_id in doomed:
             del self._passages[doomed_id]
-        self._coalescing = False
-        self._browsing = False
         self._touch()
         return len(doomed)
 
-    # ----- undo / redo -----
+    # ----- undo / redo (story/undo_history.py) -----
     @property
     def can_undo(self) -> bool:
-        return bool(self._undo)
+        return self._history.can_undo
 
     @property
     def can_redo(self) -> bool:
-        return bool(self._redo)
+        return self._history.can_redo
 
     @property
     def undo_label(self) -> str | None:
         """What undo would revert ("edit", "accept", "generate", "switch", "dismiss")."""
-        return self._undo[-1].label if self._undo else None
+        return self._history.undo_label
 
     @property
     def redo_label(self) -> str | None:
-        return self._redo[-1].label if self._redo else None
+        return self._history.redo_label
 
     def undo(self) -> bool:
-        if not self._undo:
-            return False
-        step = self._undo.pop()
-        self._redo.append(_Step(self._view(), step.label))
-        self._restore(step.view)
-        return True
+        return self._restore(self._history.undo(self._view()))
 
     def redo(self) -> bool:
-        if not self._redo:
+        return self._restore(self._history.redo(self._view()))
+
+    def _view(self) -> View:
+        return View(self._text, self._pending_id, self._head_id)
+
+    def _restore(self, view: View | None) -> bool:
+        if view is None:
             return False
-        step = self._redo.pop()
-        self._undo.append(_Step(self._view(), step.label))
-        self._restore(step.view)
+        self._text, self._pending_id, self._head_id = view.text, view.pending_id, view.head_id
+        self._touch()
         return True
 
-    def _view(self) -> _View:
-        return _View(self._text, self._pending_id, self._head_id)
-
-    def _restore(self, view: _View) -> None:
-        self._text, self._pending_id, self._head_id = view.text, view.pending_id, view.head_id
-        self._coalescing = False
-        self._browsing = False
-        self._touch()
-
     def _push_switch(self, coalesce: bool) -> None:
-        if coalesce and self._browsing and self._undo and self._undo[-1].label == "switch":
-            self._redo.clear()
-            return
-        self._push("switch")
-        self._browsing = coalesce
+        self._history.push_switch(self._view(), coalesce)
 
     def _push(self, label: str) -> None:
-        self._browsing = False
-        self._undo.append(_Step(self._view(), label))
-        if len(self._undo) > MAX_UNDO_STEPS:
-            del self._undo[: len(self._undo) - MAX_UNDO_STEPS]  # oldest view only; the tree keeps every passage
-        self._redo.clear()
-        self._coalescing = False
+        self._history.push(self._view(), label)
 
     def _touch(self) -> None:
         self.revision += 1
