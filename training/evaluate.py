@@ -241,7 +241,7 @@ def update_model_card(checkpoint: Path, report: dict) -> None:
     """Rewrite the checkpoint's model card with this evaluation. Samples drawn here (through the engine, with the
     checkpoint's current defaults — what a writer gets) replace the ones training drew, with their invented-word
     rate; without samples the card keeps its own."""
-    from .train import write_model_card
+    from .model_card import write_model_card
 
     info_file = checkpoint / "training_info.json"
     if not info_file.is_file():

@@ -22,7 +22,6 @@ devices and distribution).
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import math
 import platform
@@ -32,16 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from storyterm.engine.prompt import (
-    BOS_TOKEN,
-    CLASSIC_GENRES,
-    EOS_TOKEN,
-    PAD_TOKEN,
-    build_header,
-    genre_token,
-    genres_from_special_tokens,
-)
-from storyterm.engine.settings import DEFAULT_SETTINGS
+from storyterm.engine.prompt import genres_from_special_tokens
 from storyterm.engine.words import known_words_from_texts, write_known_words
 
 from .common import DEFAULT_WORK_DIR, read_stories, setup_logging, write_json
@@ -55,19 +45,19 @@ from .data import (
 )
 from .genre_contrast import (MEMORY_MODES, GenreContrast, contrast_stories, genre_token_ids, train_only_genre_rows,
                              with_genre_contrast)
+from .model_card import format_metric, sample_per_genre, write_model_card
+from .new_model import (
+    PRESETS,
+    add_prompt_tokens,
+    build_model_from_scratch,
+    context_window,
+    generation_config_for,
+    load_base_model,
+    order_genres,
+    train_tokenizer,
+)
 
 log = logging.getLogger("training.train")
-
-# GPT-2 shapes: (layers, width, heads). "gpt2" is the 124M original.
-SOURCES_FILE = "SOURCES.md"
-PRESETS: dict[str, tuple[int, int, int]] = {
-    "tiny": (2, 64, 2),
-    "mini": (4, 256, 4),
-    "small": (6, 384, 6),
-    "medium": (8, 512, 8),
-    "gpt2": (12, 768, 12),
-}
-
 
 @dataclass
 class PreparedData:
@@ -76,159 +66,6 @@ class PreparedData:
     train_stories: list[TokenizedStory]
     eval_stories: list[TokenizedStory]
     known_words: set[str]  # every word of the training text, for words.txt (storyterm.engine.words)
-
-
-def order_genres(genres: set[str]) -> list[str]:
-    """The classic genres in their canonical order, then any custom ones alphabetically."""
-    classic = [g for g in CLASSIC_GENRES if g in genres]
-    return classic + sorted(genres - set(classic))
-
-
-def train_tokenizer(lines: Sequence[str], genres: Sequence[str], vocab_size: int, model_max_length: int):
-    """A byte-level BPE trained on ``lines`` with BOS/EOS/PAD and the genre tokens as special tokens."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    genre_tokens = [genre_token(g) for g in genres]
-    backend = Tokenizer(models.BPE())
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=[BOS_TOKEN, EOS_TOKEN, PAD_TOKEN, *genre_tokens],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    backend.train_from_iterator(lines, trainer)
-    return PreTrainedTokenizerFast(
-        tokenizer_object=backend,
-        bos_token=BOS_TOKEN,
-        eos_token=EOS_TOKEN,
-        pad_token=PAD_TOKEN,
-        extra_special_tokens=genre_tokens,
-        model_max_length=model_max_length,
-    )
-
-
-def add_prompt_tokens(tokenizer, genres: Sequence[str]) -> int:
-    """Fine-tune mode: register BOS/EOS/PAD and the genre tokens (keeping genre tokens the base already has)."""
-    existing = genres_from_special_tokens(getattr(tokenizer, "all_special_tokens", []))
-    wanted = list(dict.fromkeys([*existing, *genres]))
-    return tokenizer.add_special_tokens(
-        {
-            "bos_token": BOS_TOKEN,
-            "eos_token": EOS_TOKEN,
-            "pad_token": PAD_TOKEN,
-            "extra_special_tokens": [genre_token(g) for g in wanted],
-        }
-    )
-
-
-def build_model_from_scratch(args: argparse.Namespace, tokenizer):
-    from transformers import GPT2Config, GPT2LMHeadModel
-
-    n_layer, n_embd, n_head = PRESETS[args.preset]
-    if args.architecture == "llama":
-        return build_llama_from_scratch(args, tokenizer, args.n_layer or n_layer, args.n_embd or n_embd,
-                                        args.n_head or n_head)
-    config = GPT2Config(
-        vocab_size=len(tokenizer),
-        # No position beyond the training block exists, so none is left untrained.
-        n_positions=args.block_size,
-        n_layer=args.n_layer or n_layer,
-        n_embd=args.n_embd or n_embd,
-        n_head=args.n_head or n_head,
-        resid_pdrop=args.dropout,
-        embd_pdrop=args.dropout,
-        attn_pdrop=args.dropout,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return GPT2LMHeadModel(config)
-
-
-def build_llama_from_scratch(args: argparse.Namespace, tokenizer, n_layer: int, n_embd: int, n_head: int):
-    """A Llama-style model of the same size: rotary positions, RMSNorm, SwiGLU (hidden 8/3 of the width, as
-    Llama), tied embeddings like GPT-2 so the parameter count stays comparable."""
-    from transformers import LlamaConfig, LlamaForCausalLM
-
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        max_position_embeddings=args.block_size,
-        num_hidden_layers=n_layer,
-        hidden_size=n_embd,
-        num_attention_heads=n_head,
-        num_key_value_heads=n_head,
-        intermediate_size=int(n_embd * 8 / 3 / 32 + 0.5) * 32,
-        attention_dropout=args.dropout,
-        tie_word_embeddings=True,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return LlamaForCausalLM(config)
-
-
-def load_base_model(args: argparse.Namespace, tokenizer):
-    from transformers import AutoModelForCausalLM
-
-    model = AutoModelForCausalLM.from_pretrained(args.model_name_or_path)
-    model.resize_token_embeddings(len(tokenizer))
-    model.config.bos_token_id = tokenizer.bos_token_id
-    model.config.eos_token_id = tokenizer.eos_token_id
-    model.config.pad_token_id = tokenizer.pad_token_id
-    if args.dropout is not None:
-        for name in ("resid_pdrop", "embd_pdrop", "attn_pdrop"):
-            if hasattr(model.config, name):
-                setattr(model.config, name, args.dropout)
-    return model
-
-
-def context_window(model) -> int:
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1024
-
-
-def generation_config_for(tokenizer, genres: Sequence[str]):
-    """The seed's sampling defaults; genre/BOS/PAD tokens suppressed so they never appear mid-story."""
-    from transformers import GenerationConfig
-
-    from storyterm.engine.generation import suppressed_token_ids
-
-    return GenerationConfig(
-        do_sample=DEFAULT_SETTINGS.do_sample,
-        temperature=DEFAULT_SETTINGS.temperature,
-        top_p=DEFAULT_SETTINGS.top_p,
-        top_k=DEFAULT_SETTINGS.top_k,
-        repetition_penalty=DEFAULT_SETTINGS.repetition_penalty,
-        max_new_tokens=DEFAULT_SETTINGS.max_new_tokens,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        suppress_tokens=suppressed_token_ids(tokenizer, list(genres)),
-    )
-
-
-def sample_per_genre(model, tokenizer, genres: Sequence[str], seed: int, max_new_tokens: int = 80) -> dict[str, str]:
-    """The first sample for each genre (seeded, not cherry-picked), generated with the checkpoint's defaults."""
-    import torch
-
-    model.eval()
-    samples = {}
-    config = generation_config_for(tokenizer, genres)
-    config.max_new_tokens = max_new_tokens
-    for index, genre in enumerate(genres):
-        torch.manual_seed(seed + index)
-        inputs = tokenizer(build_header(genre), return_tensors="pt", add_special_tokens=False).to(model.device)
-        config.max_new_tokens = min(max_new_tokens, context_window(model) - inputs["input_ids"].shape[1])
-        with torch.no_grad():
-            output = model.generate(**inputs, generation_config=config)
-        samples[genre] = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
-    return samples
 
 
 def prepare(args: argparse.Namespace) -> tuple[PreparedData, object]:
@@ -411,61 +248,6 @@ def perplexity_from_loss(loss: float | None) -> float | None:
     return math.exp(min(loss, 50.0))
 
 
-def write_model_card(path: Path, info: dict) -> None:
-    settings = info["settings"]
-    lines = [
-        f"# {info['name']}",
-        "",
-        "A genre-conditioned GPT-2 for [storyterm](https://example.invalid/storyterm), trained with "
-        "`python -m training.train`.",
-        "",
-        "Prompt format: `<BOS> <genre> optional prompt…`; training lines `<BOS> <genre> story… <EOS>`.",
-        f"Genres: {', '.join(info['genres'])}.",
-        "",
-        "## Data",
-        "",
-        *[f"- train: `{p}`" for p in info["train_files"]],
-        *[f"- eval: `{p}`" for p in info["eval_files"]],
-        f"- training stories: {info['train_stories']} ({info['train_counts']})",
-        f"- eval stories: {info['eval_stories']}",
-        "",
-        *sources_section(info["train_files"]),
-        "## Settings",
-        "",
-        "```json",
-        json.dumps(settings, indent=2),
-        "```",
-        "",
-        "## Training",
-        "",
-        f"- steps: {info['steps']}, tokens seen: {info['tokens_seen']:,}, wall time: {info['wall_minutes']:.1f} min",
-        f"- parameters: {info['parameters']:,}",
-        f"- machine: {info['machine']}",
-        f"- final training loss: {_fmt(info.get('train_loss'))}",
-        f"- eval loss: {_fmt(info.get('eval_loss'))}, eval perplexity: {_fmt(info.get('eval_perplexity'))}",
-        "",
-    ]
-    if info.get("evaluation"):
-        lines += ["## Evaluation (`python -m training.evaluate`)", "", "```json",
-                  json.dumps(info["evaluation"], indent=2), "```", ""]
-    lines += ["## Samples", "", "The first sample per genre with the default sampling settings (not cherry-picked):", ""]
-    for genre, text in info["samples"].items():
-        lines += [f"**{genre}**: {text}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-
-
-def sources_section(train_files) -> list[str]:
-    """The ``SOURCES.md`` that a data recipe wrote beside its training files (sources and licences), if any."""
-    folders = dict.fromkeys(Path(p).parent for p in train_files)
-    texts = [(folder / SOURCES_FILE).read_text(encoding="utf-8").strip() for folder in folders
-             if (folder / SOURCES_FILE).is_file()]
-    return [line for text in texts for line in [*text.splitlines(), ""]]
-
-
-def _fmt(value) -> str:
-    return "n/a" if value is None else f"{value:.4f}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
     p.add_argument("--train-file", type=Path, nargs="+", required=True, help="training line files")
@@ -625,7 +407,7 @@ def save_checkpoint(args, trainer, data: PreparedData, result, metrics: dict, st
     write_json(out / "training_info.json", info)
     write_model_card(out / "README.md", info)
     log.info("saved %s (%d steps, %.1f min); eval perplexity %s", out, result.global_step, info["wall_minutes"],
-             _fmt(info["eval_perplexity"]))
+             format_metric(info["eval_perplexity"]))
 
 
 def _counts(stories: Sequence[TokenizedStory]) -> dict[str, int]:

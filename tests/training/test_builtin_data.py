@@ -143,7 +143,7 @@ def test_renamed_memory_stories_name_the_same_characters_in_header_and_text():
 
 
 def test_the_model_card_names_the_sources_and_licences(tmp_path: Path):
-    from training.train import sources_section
+    from training.model_card import sources_section
 
     data = make_data_dir(tmp_path / "data", eval_plot="placeholder text that is long enough")
     prepare_builtin_data(data, tmp_path / "work")
