@@ -185,12 +185,9 @@ def placement_table(path: str, threads: int, new_tokens: int, runs: int) -> str:
         for name, (loaded, context) in copies.items():
             times[name].append(bare_loop_ms(loaded, context, threads, new_tokens, 0, run))
         loads.append(os.getloadavg()[0])
-    return "\n".join([
-        f"{os.path.basename(path)}, {threads} thread(s), {new_tokens} tokens, {runs} interleaved runs, {started}–"
-        f"{time.strftime('%H:%M', time.gmtime())} UTC, load {min(loads):.1f}–{max(loads):.1f}", "",
-        "| copy of the weights (loaded in this order) | ms/token, median (min–max) | runs |", "|---|---:|---|",
-        *(f"| {name} | {statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f}) | {', '.join(f'{x:.2f}' for x in v)} |"
-          for name, v in times.items())])
+    title = (f"{os.path.basename(path)}, {threads} thread(s), {new_tokens} tokens, {runs} interleaved runs, {started}–"
+             f"{time.strftime('%H:%M', time.gmtime())} UTC, load {min(loads):.1f}–{max(loads):.1f}")
+    return _times_table(title, "copy of the weights (loaded in this order)", times)
 
 
 def contexts_table(path: str, threads: int, new_tokens: int, runs: int, count: int = 5) -> str:
@@ -205,10 +202,15 @@ def contexts_table(path: str, threads: int, new_tokens: int, runs: int, count: i
         for name in order:
             times[name].append(bare_loop_ms(loaded, contexts[name], threads, new_tokens, 0, run))
         loads.append(os.getloadavg()[0])
+    title = (f"{os.path.basename(path)}, {threads} thread(s), {count} contexts on one mapped copy, {runs} runs in a "
+             f"shuffled order, {time.strftime('%H:%M', time.gmtime())} UTC, load {min(loads):.1f}–{max(loads):.1f}")
+    return _times_table(title, "context (made in this order)", times)
+
+
+def _times_table(title: str, row_name: str, times: dict[str, list[float]]) -> str:
+    """A markdown table of ms a token per row: median (min–max) and every run."""
     return "\n".join([
-        f"{os.path.basename(path)}, {threads} thread(s), {count} contexts on one mapped copy, {runs} runs in a "
-        f"shuffled order, {time.strftime('%H:%M', time.gmtime())} UTC, load {min(loads):.1f}–{max(loads):.1f}", "",
-        "| context (made in this order) | ms/token, median (min–max) | runs |", "|---|---:|---|",
+        title, "", f"| {row_name} | ms/token, median (min–max) | runs |", "|---|---:|---|",
         *(f"| {name} | {statistics.median(v):.2f} ({min(v):.2f}–{max(v):.2f}) | {', '.join(f'{x:.2f}' for x in v)} |"
           for name, v in times.items())])
 

@@ -374,7 +374,7 @@ def test_the_model_ends_a_passage_only_at_a_sentence_end(any_loaded: LoadedModel
 def test_the_end_rule_reads_rows_alike_one_by_one_and_as_a_batch() -> None:
     ends, tails = torch.zeros(10, dtype=torch.bool), torch.zeros(10, dtype=torch.bool)
     ends[3], tails[4] = True, True  # 3: ". ", 4: a closing quote
-    rule = passage.EndAtSentenceEnd(2, ends, tails, [0])
+    rule = passage.EndAtSentenceEnd(2, ends, tails, frozenset({3}), frozenset({4}), [0])
     rows = torch.tensor([[1, 2, 5, 3], [1, 2, 3, 4], [1, 2, 5, 4], [1, 2, 6, 7]])
     allowed = [True, True, False, False]
     assert (rule(rows, torch.zeros(4, 10))[:, 0] == 0).tolist() == allowed  # alternatives: one batch

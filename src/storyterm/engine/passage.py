@@ -200,6 +200,7 @@ class TokenSurfaces:
         self._masks: dict[str, torch.Tensor] = {}
         self._healing: dict[str, torch.Tensor | None] = {}
         self._whole_words: tuple[frozenset[str], list[str]] | None = None
+        self._end_rule_parts: tuple[Any, Any, frozenset[int], frozenset[int]] | None = None  # made once per model
         self._eos_ids = [int(i) for i in eos_ids]
         self._torch = torch
 
@@ -276,13 +277,14 @@ class TokenSurfaces:
         """The processor that lets the model end a passage only right after a sentence end; None: no end token."""
         if not self._eos_ids:
             return None
-        if "sentence_ends" not in self._masks:
-            self._masks["sentence_ends"] = self._torch.tensor([bool(_ENDS_AT_SENTENCE.search(s.rstrip()))
-                                                              for s in self.surfaces], dtype=self._torch.bool)
-            self._masks["sentence_tails"] = self._torch.tensor(
-                [bool(_SENTENCE_TAIL.fullmatch(s)) for s in self.surfaces], dtype=self._torch.bool)
-        masks = self._masks
-        return EndAtSentenceEnd(prompt_length, masks["sentence_ends"], masks["sentence_tails"], self._eos_ids)
+        if self._end_rule_parts is None:
+            ends = self._torch.tensor([bool(_ENDS_AT_SENTENCE.search(s.rstrip())) for s in self.surfaces],
+                                      dtype=self._torch.bool)
+            tails = self._torch.tensor([bool(_SENTENCE_TAIL.fullmatch(s)) for s in self.surfaces],
+                                       dtype=self._torch.bool)
+            self._end_rule_parts = (ends, tails, frozenset(ends.nonzero().flatten().tolist()),
+                                    frozenset(tails.nonzero().flatten().tolist()))
+        return EndAtSentenceEnd(prompt_length, *self._end_rule_parts, self._eos_ids)
 
     def first_token_mask(self, kind: str, prompt_length: int) -> FirstTokenMask | None:
         allowed = self.allowed_mask(kind)
@@ -323,12 +325,13 @@ class EndAtSentenceEnd(LogitsProcessor):
     closing quote or whitespace after one): the built-in model ended 1 passage in 84 mid-sentence ("After a robbery
     gone wrong, the")."""
 
-    def __init__(self, prompt_length: int, sentence_ends: torch.Tensor, tails: torch.Tensor, eos_ids: list[int]):
+    def __init__(self, prompt_length: int, sentence_ends: torch.Tensor, tails: torch.Tensor,
+                 ending_ids: frozenset[int], tail_ids: frozenset[int], eos_ids: list[int]):
+        """``ending_ids`` / ``tail_ids``: the ids the two masks hold (the one-row path reads them as plain ints)."""
         self.prompt_length = prompt_length
         self.sentence_ends, self.tails = sentence_ends, tails
+        self._ending_ids, self._tail_ids = ending_ids, tail_ids
         self.eos_ids = eos_ids
-        self._ending_ids = frozenset(sentence_ends.nonzero().flatten().tolist())
-        self._tail_ids = frozenset(tails.nonzero().flatten().tolist())
 
     def allows_end(self, ids: Sequence[int]) -> bool:
         """The same rule for the tokens so far, at least one new (the GGUF engine asks only when the end token was
