@@ -1,6 +1,6 @@
 """Write a storyterm GPT-2 checkpoint (built-in or trained with ``training/``) as a GGUF file for llama.cpp.
 
-    python -m training.export_gguf CHECKPOINT_DIR OUT.gguf [--outtype f32|f16|q8_0|q6_k|q5_k_m|q4_k_m]
+    python -m training.export_gguf CHECKPOINT_DIR OUT.gguf [--outtype f32|f16|q8_0|q6_k|q5_k_m|q4_k_m|q4_0]
 
 llama.cpp's own ``convert_hf_to_gguf.py`` recognises a BPE tokenizer by hashing how it splits a test string and
 refuses one trained from scratch, as storyterm's are. Those are byte-level BPE with GPT-2's split rule (``gpt-2``
@@ -9,8 +9,9 @@ under llama.cpp's names, the vocabulary with its merges, and the special tokens 
 tokens) as control tokens, so ``storyterm --model OUT.gguf`` keeps the checkpoint's genres, its sampling defaults
 (``general.sampling.*``) and its word list (``words.txt`` as ``storyterm.words``: the word guard works on the file).
 
-The k-quants (``q6_k``, ``q5_k_m``, ``q4_k_m``: smaller and faster on a CPU) are made by llama.cpp itself, through
-llama-cpp-python (``pip install 'storyterm[gguf]'``), from an f32 file written first and removed after.
+The smaller types (the k-quants ``q6_k``, ``q5_k_m``, ``q4_k_m``, and ``q4_0``, which llama.cpp repacks for its
+fastest CPU kernels) are made by llama.cpp itself, through llama-cpp-python (``pip install 'storyterm[gguf]'``), from
+an f32 file written first and removed after.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from typing import Any
 WRITTEN_TYPES = ("f32", "f16", "q8_0")
 # llama.cpp's quantizer makes these (the names of llama-quantize, lower-case): the f32 file is its input.
 QUANTIZED_TYPES = {"q6_k": "LLAMA_FTYPE_MOSTLY_Q6_K", "q5_k_m": "LLAMA_FTYPE_MOSTLY_Q5_K_M",
-                   "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M"}
+                   "q4_k_m": "LLAMA_FTYPE_MOSTLY_Q4_K_M", "q4_0": "LLAMA_FTYPE_MOSTLY_Q4_0"}
 OUT_TYPES = WRITTEN_TYPES + tuple(QUANTIZED_TYPES)
 
 

@@ -43,20 +43,23 @@ def test_other_architectures_are_refused_in_one_line(tmp_path: Path, capsys) -> 
     assert not (tmp_path / "x.gguf").exists()
 
 
-def test_k_quants_are_made_by_llama_cpp_and_load_with_their_genres(tmp_path: Path) -> None:
-    pytest.importorskip("llama_cpp", reason="the k-quants are made by llama-cpp-python")
+@pytest.mark.parametrize(("outtype", "ffn_type", "dtype"), [("q4_k_m", gguf.GGMLQuantizationType.Q4_K, "q4_k"),
+                                                          ("q4_0", gguf.GGMLQuantizationType.Q4_0, "q4_0")])
+def test_quantized_types_are_made_by_llama_cpp_and_load_with_their_genres(tmp_path: Path, outtype, ffn_type,
+                                                                          dtype) -> None:
+    pytest.importorskip("llama_cpp", reason="the quantized types are made by llama-cpp-python")
     from storyterm.engine.generation import GenerationRequest
     from storyterm.engine.loading import ModelSpec, load_model, open_engine
     from storyterm.engine.settings import SamplerSettings
 
     checkpoint = build_tiny_checkpoint(tmp_path / "ckpt", n_layer=2, n_embd=256, n_head=4)
-    path = export_gguf(checkpoint, tmp_path / "out.gguf", "q4_k_m")
+    path = export_gguf(checkpoint, tmp_path / "out.gguf", outtype)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "out.gguf"]  # the f32 input is gone
     types = {t.name: t.tensor_type for t in gguf.GGUFReader(path).tensors}
-    assert types["blk.0.ffn_up.weight"] == gguf.GGMLQuantizationType.Q4_K
+    assert types["blk.0.ffn_up.weight"] == ffn_type
     assert types["blk.0.attn_norm.weight"] == gguf.GGMLQuantizationType.F32
     loaded = load_model(ModelSpec(str(path)))
-    assert loaded.dtype == "q4_k" and "horror" in loaded.genres
+    assert loaded.dtype == dtype and "horror" in loaded.genres
     request = GenerationRequest("horror", "The", settings=SamplerSettings(max_new_tokens=5, seed=1))
     assert open_engine(loaded).generate(request).text.strip()
 
