@@ -1,6 +1,6 @@
 """CLI subcommands of the story package: ``storyterm drafts``, ``storyterm export`` and ``storyterm import``.
 
-``storyterm.cli`` calls :func:`register` with its subparsers; every subparser sets ``func`` to a handler
+``storyterm.cli.parsers`` calls :func:`register` with its subparsers; every subparser sets ``func`` to a handler
 ``(args) -> int``. Expected failures raise StorytermError subclasses, which the CLI prints as one line.
 """
 

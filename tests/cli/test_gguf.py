@@ -8,13 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_cli import assert_one_line_error, run
+from tests.cli.run_cli import GREEDY_FLAGS, assert_one_line_error, run
 
 pytestmark = pytest.mark.gguf  # .ci/run runs these again with llama-cpp-python installed
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install 'storyterm[gguf]')")
-
-GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "12"]
 
 
 def test_generate_json_from_a_gguf_file(capsys, tiny_gguf: Path) -> None:

@@ -1,3 +1,5 @@
+"""``storyterm generate``: streaming, --json, the story's sources, genres, settings, and passage boundaries."""
+
 from __future__ import annotations
 
 import io
@@ -9,29 +11,13 @@ from pathlib import Path
 import pytest
 
 from storyterm import cli
-from storyterm.engine import loading
+from storyterm.cli import generate as generate_command
+from storyterm.cli.errors import EXIT_USAGE
 from storyterm.engine.generation import GenerationRequest, StoryEngine
 from storyterm.engine.loading import ModelSpec, load_model
-from storyterm.engine.genres import DEFAULT_WORD_GENRES
 from storyterm.engine.prompt import CLASSIC_GENRES, title_prompt
 from storyterm.engine.settings import SamplerSettings
-
-GREEDY_FLAGS = ["--greedy", "--max-new-tokens", "12"]
-
-
-def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def assert_one_line_error(err: str, *fragments: str) -> None:
-    lines = err.strip().splitlines()
-    assert len(lines) == 1, err
-    assert lines[0].startswith("storyterm")
-    assert "Traceback" not in err
-    for fragment in fragments:
-        assert fragment in lines[0]
+from tests.cli.run_cli import GREEDY_FLAGS, assert_one_line_error, run
 
 
 def test_generate_streams_prompt_and_continuation(capsys, tiny_checkpoint: Path) -> None:
@@ -129,58 +115,6 @@ def test_bad_settings_exit_2(capsys, tiny_checkpoint: Path, flags: list[str], fr
     assert_one_line_error(err, fragment)
 
 
-def test_argparse_errors_exit_2(capsys) -> None:
-    code, _, err = run(capsys, "generate", "--top-k", "many")
-    assert code == 2
-    assert_one_line_error(err, "--top-k")
-    code, _, err = run(capsys, "generate", "--prompt", "a", "--title", "b")
-    assert code == 2
-    assert "not allowed with" in err
-
-
-def test_builtin_not_installed_is_a_runtime_error(capsys, monkeypatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(loading, "BUILTIN_DIR", tmp_path / "missing")
-    code, out, err = run(capsys, "generate", "--genre", "drama", "-p", "x")
-    assert code == 1
-    assert out == ""
-    assert_one_line_error(err, "built-in model is not installed")
-
-
-def test_hub_id_not_cached(capsys) -> None:
-    code, _, err = run(capsys, "genres", "--model", "someone/uncached-model")
-    assert code == 1
-    assert_one_line_error(err, "not in the local Hugging Face cache", "builtin")
-
-
-def test_debug_shows_the_traceback(capsys) -> None:
-    code, _, err = run(capsys, "genres", "--model", "someone/uncached-model", "--debug")
-    assert code == 1
-    assert "Traceback" in err and "ModelLoadError" in err
-
-
-def test_cuda_without_gpu(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
-    import torch
-
-    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
-    code, _, err = run(capsys, "genres", "--model", str(tiny_checkpoint), "--device", "cuda")
-    assert code == 1
-    assert_one_line_error(err, "cuda")
-
-
-def test_genres_and_models(capsys, monkeypatch, tiny_checkpoint: Path, make_tiny_checkpoint) -> None:
-    code, out, _ = run(capsys, "genres", "--model", str(tiny_checkpoint))
-    assert code == 0
-    assert [line.split()[0] for line in out.splitlines()] == list(CLASSIC_GENRES)
-    code, out, err = run(capsys, "genres", "--model", str(make_tiny_checkpoint(genres=None)))
-    assert code == 0 and "in words" in err and "free mode" in err
-    assert [line.split()[0] for line in out.splitlines()] == list(DEFAULT_WORD_GENRES)
-    monkeypatch.setattr(loading, "BUILTIN_DIR", tiny_checkpoint)
-    code, out, _ = run(capsys, "models")
-    assert code == 0
-    assert out.splitlines()[1].split()[:2] == ["builtin", "builtin"]
-    assert "gpt2" in out
-
-
 def test_model_without_genre_tokens_takes_genres_in_words(capsys, make_tiny_checkpoint) -> None:
     path = str(make_tiny_checkpoint(genres=None))
     code, out, err = run(capsys, "generate", "--model", path, "-p", "Once", *GREEDY_FLAGS)
@@ -218,7 +152,8 @@ def test_ctrl_c_cancels_the_stream(capsys, monkeypatch, tiny_checkpoint: Path) -
         def result(self, timeout=None):
             return self.stream.result(timeout)
 
-    monkeypatch.setattr(StoryEngine, "stream", lambda self, request: InterruptAfterFirstPiece(real_stream(self, request)))
+    monkeypatch.setattr(StoryEngine, "stream",
+                        lambda self, request: InterruptAfterFirstPiece(real_stream(self, request)))
     code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "drama", "-p", "The",
                          "--greedy", "--max-new-tokens", "100")
     assert code == 130
@@ -226,42 +161,6 @@ def test_ctrl_c_cancels_the_stream(capsys, monkeypatch, tiny_checkpoint: Path) -
     result = streams[0].result(timeout=10)
     assert result.cancelled and result.stats.new_tokens < 100
     assert streams[0].done
-
-
-def test_no_subcommand_opens_the_tui(monkeypatch, tmp_path: Path) -> None:
-    import types
-
-    calls = []
-    fake = types.ModuleType("storyterm.tui.app")
-    fake.run_app = lambda draft, spec, *, debug=False: calls.append((draft, spec, debug)) or 0
-    monkeypatch.setitem(sys.modules, "storyterm.tui.app", fake)
-    assert cli.main([str(tmp_path / "story.json"), "--model", "some/dir", "--device", "cpu", "--debug"]) == 0
-    assert calls == [(tmp_path / "story.json", ModelSpec("some/dir", device="cpu"), True)]
-    assert cli.main(["--dtype", "bf16"]) == 0
-    assert calls[-1] == (None, ModelSpec(dtype="bf16"), False)
-
-
-def test_no_subcommand_without_tui_is_a_one_line_error(capsys, monkeypatch) -> None:
-    monkeypatch.setitem(sys.modules, "storyterm.tui.app", None)  # import fails with ImportError
-    code, out, err = run(capsys)
-    assert code == 1 and out == ""
-    assert_one_line_error(err, "cannot start the editor")
-
-
-def test_a_mistyped_subcommand_is_a_usage_error_with_a_suggestion(capsys, monkeypatch, tmp_path: Path) -> None:
-    import types
-
-    monkeypatch.chdir(tmp_path)
-    fake = types.ModuleType("storyterm.tui.app")
-    fake.run_app = lambda draft, spec, *, debug=False: 0
-    monkeypatch.setitem(sys.modules, "storyterm.tui.app", fake)
-    code, out, err = run(capsys, "generat")
-    assert code == 2 and out == ""
-    assert_one_line_error(err, "unknown command 'generat'", "did you mean 'generate'")
-    code, _, err = run(capsys, "frobnicate")
-    assert code == 2 and "frobnicate.json" in err
-    assert not list(tmp_path.iterdir())
-    assert run(capsys, "frobnicate.json")[0] == 0  # a .json path is a new draft
 
 
 def test_non_utf8_stdin_is_a_usage_error_in_words(tiny_checkpoint: Path) -> None:
@@ -272,50 +171,9 @@ def test_non_utf8_stdin_is_a_usage_error_in_words(tiny_checkpoint: Path) -> None
     assert_one_line_error(done.stderr.decode(), "standard input is not UTF-8 text (byte 0xff at offset 6)")
 
 
-def _python_m(*argv: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "storyterm", *argv], input=stdin, capture_output=True, text=True,
-                          timeout=120)
-
-
-def test_python_m_storyterm_end_to_end(tiny_checkpoint: Path) -> None:
-    done = _python_m("generate", "--model", str(tiny_checkpoint), "--genre", "horror", "--json", *GREEDY_FLAGS,
-                     stdin="The ghost")
-    assert done.returncode == 0, done.stderr
-    assert json.loads(done.stdout)["prompt"] == "<BOS> <horror> The ghost"
-    bad = _python_m("generate", "--model", str(tiny_checkpoint), "--genre", "western", "-p", "x")
-    assert bad.returncode == 2
-    assert bad.stdout == ""
-    assert_one_line_error(bad.stderr, "western", "horror")
-    missing = _python_m("genres", "--model", str(tiny_checkpoint / "nope"))
-    assert missing.returncode == 1
-    assert_one_line_error(missing.stderr, "no such model directory")
-
-
-def test_allow_pickle_prints_the_story_and_no_warnings(make_tiny_checkpoint) -> None:
-    """Issue 12 saw two lines of torch warnings before the result; with torch 2.13 none are printed — kept so."""
-    import torch
-    from transformers import AutoModelForCausalLM
-
-    path = make_tiny_checkpoint()
-    model = AutoModelForCausalLM.from_pretrained(path)
-    (path / "model.safetensors").unlink()
-    torch.save(model.state_dict(), path / "pytorch_model.bin")
-    done = _python_m("generate", "--model", str(path), "--allow-pickle", "--genre", "horror", *GREEDY_FLAGS,
-                     "-p", "The ghost")
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() and done.stderr == ""
-
-
-def test_the_editor_without_a_terminal_refuses_in_one_line(tmp_path: Path) -> None:
-    done = subprocess.run([sys.executable, "-m", "storyterm", str(tmp_path / "new.json")], capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
-    assert done.returncode == 1
-    assert_one_line_error(done.stderr, "the editor needs a terminal")
-    assert done.stdout == "" and not (tmp_path / "new.json").exists()
-
-
 def test_min_p_typical_p_and_word_guard_flags_reach_the_settings() -> None:
-    from storyterm.cli import build_parser, sampler_settings
+    from storyterm.cli.generate import sampler_settings
+    from storyterm.cli.parsers import build_parser
 
     def settings_of(*flags: str) -> SamplerSettings:
         return sampler_settings(build_parser().parse_args(["generate", *flags]), {})
@@ -326,7 +184,7 @@ def test_min_p_typical_p_and_word_guard_flags_reach_the_settings() -> None:
     assert settings_of("--word-guard").word_guard is True
     assert settings_of("--preset", "focused", "--min-p", "0.1").min_p == 0.1
     # A checkpoint's min-p fills in, the writer's flag wins.
-    from storyterm.cli import build_parser as parser
+    from storyterm.cli.parsers import build_parser as parser
 
     assert sampler_settings(parser().parse_args(["generate"]), {"min_p": 0.1}).min_p == 0.1
     assert sampler_settings(parser().parse_args(["generate", "--min-p", "0"]), {"min_p": 0.1}).min_p == 0.0
@@ -349,7 +207,7 @@ def test_word_guard_needs_a_word_list(capsys, tmp_path: Path, tiny_checkpoint: P
 
     code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "--genre", "drama", "-p", "The man",
                          "--word-guard", "--max-new-tokens", "4")
-    assert code == cli.EXIT_USAGE and out == ""
+    assert code == EXIT_USAGE and out == ""
     assert_one_line_error(err, "--word-guard", "has no word list")
     flags = ("--genre", "drama", "-p", "The man", "--seed", "3", "--max-new-tokens", "4", "--json")
     code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), *flags)
@@ -431,7 +289,7 @@ def test_streamed_output_equals_the_trimmed_passage(capsys, tiny_checkpoint: Pat
 def test_no_empty_alternative_even_from_a_model_that_wants_to_stop(capsys, monkeypatch, tiny_checkpoint: Path) -> None:
     import torch
 
-    real_load = cli._load
+    real_load = generate_command.load_named_model
 
     def load_eager_to_stop(args):
         loaded = real_load(args)
@@ -440,7 +298,7 @@ def test_no_empty_alternative_even_from_a_model_that_wants_to_stop(capsys, monke
         loaded.model.lm_head.bias = torch.nn.Parameter(bias, requires_grad=False)
         return loaded
 
-    monkeypatch.setattr(cli, "_load", load_eager_to_stop)
+    monkeypatch.setattr(generate_command, "load_named_model", load_eager_to_stop)
     code, out, err = run(capsys, "generate", "--model", str(tiny_checkpoint), "-g", "horror", "-p", "The end. ",
                          "--n", "3", "--seed", "1")
     assert code == 0, err
