@@ -17,7 +17,8 @@ from pathlib import Path
 
 from storyterm.engine.settings import DEFAULT_SETTINGS
 from storyterm.story.draft import Draft
-from storyterm.story.store import encode_draft, load_draft, save_draft
+from storyterm.story.draft_bytes import encode_draft
+from storyterm.story.store import load_draft, save_draft
 
 
 def build(words: int, passages: int) -> Draft:

@@ -227,7 +227,7 @@ def _resolve_clashes(keys: dict[str, str]) -> list[str]:
 def save_config(config: Config, path: Path | None = None) -> None:
     """Write the config the way drafts are written: a unique temp file, fsynced, then renamed (two windows
     saving at once never clash, a crash never leaves half a file). Raises DraftFileError."""
-    from storyterm.story.store import write_atomic
+    from storyterm.story.atomic_write import write_atomic
 
     write_atomic(path or default_config_path(), tomli_w.dumps(config.to_toml_dict()).encode("utf-8"))
 

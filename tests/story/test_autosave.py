@@ -10,7 +10,8 @@ import pytest
 from storyterm.engine.settings import DEFAULT_SETTINGS
 from storyterm.story.autosave import Autosaver
 from storyterm.story.draft import Draft
-from storyterm.story.store import DraftFileError, load_draft, save_draft
+from storyterm.story.file_errors import DraftFileError
+from storyterm.story.store import load_draft, save_draft
 
 
 class FakeClock:
@@ -113,12 +114,12 @@ def test_refused_path_is_not_autosaved_over(tmp_path: Path) -> None:
 
 def test_real_disk_full_through_autosaver(setup, monkeypatch) -> None:
     draft, path, clock, autosaver = setup
-    import storyterm.story.store as store
+    import storyterm.story.atomic_write as atomic_write
 
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(store.tempfile, "mkstemp", no_space)
+    monkeypatch.setattr(atomic_write.tempfile, "mkstemp", no_space)
     draft.set_text("new")
     with pytest.raises(DraftFileError, match="disk is full; the previous version is unchanged"):
         autosaver.save_now()

@@ -10,7 +10,8 @@ import pytest
 from storyterm.engine.errors import StorytermError
 from storyterm.story.commands import DraftNotFoundError, register, resolve_draft
 from storyterm.story.draft import Draft
-from storyterm.story.store import DraftFileError, create_draft_file, default_drafts_dir
+from storyterm.story.file_errors import DraftFileError
+from storyterm.story.store import create_draft_file, default_drafts_dir
 
 
 def run(argv: list[str]) -> int:

@@ -12,8 +12,9 @@ from pathlib import Path
 
 import pytest
 
+from storyterm.story.atomic_write import backup_path
 from storyterm.story.draft import Draft
-from storyterm.story.store import backup_path, load_draft, save_draft
+from storyterm.story.store import load_draft, save_draft
 
 ROUNDS = 25
 

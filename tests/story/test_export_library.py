@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from storyterm.engine.settings import DEFAULT_SETTINGS
+from storyterm.story.atomic_write import backup_path
 from storyterm.story.draft import Draft
 from storyterm.story.export import export_draft, import_text, import_text_file, to_markdown, to_plain_text
+from storyterm.story.file_errors import DraftFileError
 from storyterm.story.store import (
-    DraftFileError,
-    backup_path,
     create_draft_file,
     default_drafts_dir,
     delete_draft,

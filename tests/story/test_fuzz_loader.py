@@ -11,7 +11,8 @@ from hypothesis import strategies as st
 
 from storyterm.engine.settings import DEFAULT_SETTINGS
 from storyterm.story.draft import Draft
-from storyterm.story.store import DraftFileError, encode_draft, parse_draft
+from storyterm.story.draft_bytes import encode_draft, parse_draft
+from storyterm.story.file_errors import DraftFileError
 
 
 def valid_draft() -> Draft:

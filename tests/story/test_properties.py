@@ -10,7 +10,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 
 from storyterm.engine.settings import DEFAULT_SETTINGS, SamplerSettings
 from storyterm.story.draft import Draft
-from storyterm.story.store import encode_draft, parse_draft
+from storyterm.story.draft_bytes import encode_draft, parse_draft
 
 # A tiny alphabet so that edits often return to an earlier text (the same spot) and alternatives collide.
 small_text = st.text(alphabet="ab .", max_size=3)

@@ -11,9 +11,11 @@ from pathlib import Path
 
 import pytest
 
+from storyterm.story.atomic_write import backup_path
 from storyterm.story.draft import Draft
+from storyterm.story.file_errors import DraftFileError
 from storyterm.story.session import Session, find_crashed_sessions, sessions_dir
-from storyterm.story.store import DraftFileError, backup_path, save_draft
+from storyterm.story.store import save_draft
 
 
 def test_sessions_dir_is_under_user_state() -> None:

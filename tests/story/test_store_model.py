@@ -12,8 +12,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from storyterm.story.atomic_write import backup_path
 from storyterm.story.draft import Draft
-from storyterm.story.store import DraftFileError, backup_path, encode_draft, load_draft, save_draft
+from storyterm.story.draft_bytes import encode_draft
+from storyterm.story.file_errors import DraftFileError
+from storyterm.story.store import load_draft, save_draft
 
 GARBAGE = [b"{", b"\xff\xfe", b'{"format_version": 99}', b"[]"]
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from storyterm.story import Draft, load_draft, save_draft
-from storyterm.story.store import DraftFileError
+from storyterm.story.file_errors import DraftFileError
 from storyterm.story.workspace import Workspace, claim_draft_file
 
 

@@ -1,8 +1,8 @@
 """Drafts, their branch history and their files. Plain Python: no Textual, no torch."""
 
 from .draft import Draft, DraftError, DraftFormatError, Passage
+from .file_errors import DraftFileError
 from .store import (
-    DraftFileError,
     DraftInfo,
     default_drafts_dir,
     delete_draft,

@@ -13,7 +13,7 @@ Promise: a ``kill -9`` at any moment loses no accepted passage, regeneration or 
 ``maybe_save`` saves once the oldest unsaved keystroke is ``typing_delay_s`` old (1.5 s by default, leaving room
 for the tick and the write inside the 2 s promise): steady typing is saved every 1.5 s, it does not wait for a
 pause. It notices changes by ``Draft.revision`` even without ``note_edit``. Save failures raise
-:class:`~storyterm.story.store.DraftFileError` (show its one line); the draft stays dirty and the next attempt
+:class:`~storyterm.story.file_errors.DraftFileError` (show its one line); the draft stays dirty and the next attempt
 comes ``retry_delay_s`` later, so a full disk does not spin. A path that failed to load is never saved over:
 the error says to pick another name.
 """
@@ -25,7 +25,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .draft import Draft
-from .store import DraftFileError, save_draft
+from .file_errors import DraftFileError
+from .store import save_draft
 
 TYPING_DELAY_S = 1.5
 RETRY_DELAY_S = 5.0

@@ -13,18 +13,10 @@ from pathlib import Path
 
 from storyterm.engine.errors import StorytermError
 
+from .draft_bytes import parse_draft, read_limited
 from .export import EXPORT_FORMATS, export_draft, format_for, import_text, render
-from .store import (
-    DRAFT_SUFFIX,
-    DraftFileError,
-    DraftInfo,
-    create_draft_file,
-    default_drafts_dir,
-    list_drafts,
-    load_draft,
-    parse_draft,
-    read_limited,
-)
+from .file_errors import DraftFileError
+from .store import DRAFT_SUFFIX, DraftInfo, create_draft_file, default_drafts_dir, list_drafts, load_draft
 
 
 class StoryCommandError(StorytermError):

@@ -528,7 +528,7 @@ class Draft:
 
     # ----- serialisation (the file format: story/draft_format.py) -----
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict in a fixed key order (the file format; see ``store.py``)."""
+        """A JSON-ready dict in a fixed key order (the file format; see ``draft_bytes.py``)."""
         return draft_to_dict(self)
 
     @classmethod

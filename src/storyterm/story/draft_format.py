@@ -20,7 +20,7 @@ FORMAT_VERSION = 2  # 2 adds "context" (story/draft_context.py); a draft without
 
 
 def draft_to_dict(self: Draft) -> dict[str, Any]:
-    """A JSON-ready dict in a fixed key order (the file format; see ``store.py``)."""
+    """A JSON-ready dict in a fixed key order (the file format; see ``draft_bytes.py``)."""
     data = {
         "format_version": 1 if self._context.is_default() else FORMAT_VERSION,
         "title": self._title,

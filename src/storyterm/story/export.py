@@ -9,8 +9,11 @@ from pathlib import Path
 
 from storyterm.engine.prompt import genre_label
 
+from .atomic_write import write_atomic
 from .draft import Draft
-from .store import DraftFileError, create_draft_file, decode_utf8, read_limited, write_atomic
+from .draft_bytes import decode_utf8, read_limited
+from .file_errors import DraftFileError
+from .store import create_draft_file
 
 EXPORT_FORMATS = ("md", "txt")
 MAX_IMPORT_BYTES = 20 * 1024 * 1024

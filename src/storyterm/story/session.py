@@ -32,8 +32,10 @@ from pathlib import Path
 
 import platformdirs
 
+from .atomic_write import backup_path, write_atomic
 from .draft import Draft
-from .store import DraftFileError, backup_path, load_draft, write_atomic
+from .file_errors import DraftFileError
+from .store import load_draft
 
 try:
     import fcntl

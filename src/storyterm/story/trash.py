@@ -6,7 +6,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .store import DraftFileError, backup_path, free_draft_path
+from .atomic_write import backup_path
+from .file_errors import DraftFileError
+from .store import free_draft_path
 
 TRASH_FOLDER = "trash"
 

@@ -31,21 +31,13 @@ import platformdirs
 
 from storyterm.engine.errors import StorytermError
 
+from .atomic_write import NameTaken, backup_path, write_atomic
 from .autosave import Autosaver
 from .draft import Draft
-from .store import (
-    DRAFT_SUFFIX,
-    DraftFileError,
-    NameTaken,
-    _record_stamp,
-    backup_path,
-    encode_draft,
-    load_draft,
-    new_draft_path,
-    save_draft,
-    slugify,
-    write_atomic,
-)
+from .draft_bytes import encode_draft
+from .file_errors import DraftFileError
+from .overwrite_guard import record_stamp
+from .store import DRAFT_SUFFIX, load_draft, new_draft_path, save_draft, slugify
 
 MAX_NAME_TRIES = 1000
 
@@ -68,7 +60,7 @@ def claim_draft_file(draft: Draft, preferred: Path) -> Path:
             write_atomic(path, content, exclusive=True)
         except NameTaken:
             continue
-        _record_stamp(path)
+        record_stamp(path)
         return path
     raise DraftFileError(preferred.parent, "could not find a free file name for the draft")
 
@@ -81,7 +73,7 @@ def write_new_draft_file(draft: Draft, path: Path) -> Path:
         write_atomic(path, content, exclusive=True)
     except NameTaken:
         raise DraftFileError(path, "not saved: a file with this name exists; choose another name") from None
-    _record_stamp(path)
+    record_stamp(path)
     return path
 
 
