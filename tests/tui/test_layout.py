@@ -6,7 +6,7 @@ from __future__ import annotations
 import threading
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import DataTable, Input, Label, Static
 
 from storyterm.engine.loading import ModelSpec
 from storyterm.tui.widgets.editor import StoryEditor
@@ -56,6 +56,23 @@ async def test_focus_mode_key_toggles_the_panels_at_any_size(make_app) -> None:
         await pilot.press("f3")
         await pilot.pause()
         assert not panels_shown(app) and app.editor.region.width >= 110
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 40)])
+async def test_sampling_labels_stay_whole_words_apart_from_their_values(make_app, size) -> None:
+    app = make_app()
+    async with app.run_test(size=size) as pilot:
+        await settle(app, pilot)
+        if not panels_shown(app):
+            await pilot.press("f3")
+            await pilot.pause()
+        labels = list(app.query("#fields .field-label").results(Label))
+        values = [app.query_one(f"#{name}") for name in ("do_sample", "word_guard", "trim_sentences",
+                                                          "max_new_tokens", "temperature", "top_k", "top_p")]
+        for label, value in zip(labels, values):
+            assert label.region.right < value.region.x, str(label.render())  # a space between them
+        temperature = next(label for label in labels if str(label.render()) == "Temperature")
+        assert temperature.region.height == 1  # not "Temperatur" + "e"
 
 
 async def test_tab_outside_the_editor_moves_focus_and_keeps_the_passage_pending(make_app) -> None:
@@ -173,6 +190,19 @@ async def test_help_scrolls_in_a_short_terminal_and_shows_keys_literally(make_ap
         assert hint.region.bottom <= 24  # the hint stays on screen: the table scrolls instead
         table = app.screen.query_one("#help-table")
         assert table.max_scroll_y > 0
+
+
+async def test_help_wraps_a_long_action_at_80_columns_instead_of_cutting_it(make_app) -> None:
+    app = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+        table = app.screen.query_one("#help-table", DataTable)
+        assert table.max_scroll_x == 0  # nothing hides off to the right
+        heights = {str(table.get_row_at(i)[1]): row.height for i, row in enumerate(table.ordered_rows)}
+        assert heights["Story tree: read any branch, make it the story, continue it"] == 2
+        assert heights["Open a draft"] == 1
 
 
 async def test_palette_lists_each_command_once(make_app) -> None:
