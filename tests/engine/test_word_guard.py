@@ -168,7 +168,8 @@ def test_the_fast_mask_equals_the_reference_rules(request, tokenizer_name, word,
     assert allowed  # something is always allowed here
     # Ids past the tokenizer read like an end token: blocked only where the word may not end.
     key = word.lower()
-    cannot_end = guard.state(word, writers, prompt) == "word" and key not in guard.words | (prompt.words if prompt else set())
+    known = guard.words | (prompt.words if prompt else set())
+    cannot_end = guard.state(word, writers, prompt) == "word" and key not in known
     assert mask[len(tokenizer):].tolist() == [cannot_end] * 3
 
 
@@ -234,3 +235,24 @@ def test_the_engine_guards_checkpoints_that_ship_words(tmp_path: Path, tiny_chec
     unguarded = invented(guarded, guard=False)
     assert unguarded[0] != [] and unguarded[1] != []  # the random model makes words up when unguarded
     assert invented(plain, guard=True)[0] != []  # no words.txt: nothing to guard with
+
+
+@pytest.mark.parametrize("tokenizer_name", TOKENIZERS)
+def test_a_new_sentence_never_glues_onto_the_last_one(request, tokenizer_name):
+    tokenizer = request.getfixturevalue(tokenizer_name)
+    guard = WordGuard(tokenizer, BASE_WORDS | {"in", "us", "ph", "d", "u", "s", "com", "amazon", "nqzx"})
+    assert blocked_steps(guard, tokenizer, "The man", " walks.The bar.") == ["The"]
+    assert blocked_steps(guard, tokenizer, "The man", " walks in!A bar.") == ["A"]
+    free = blocked_steps(guard, tokenizer, "The man", " walks into us.NQZX bar.")  # a free word's first token too
+    assert len(free) == 1 and free[0].startswith("N")
+    assert blocked_steps(guard, tokenizer, "The man", " walks. The bar! A bar?\nThe bar.") == []  # with a space
+    # abbreviations and addresses keep their dots: one letter, a Title-case pair, a lower-case word after it
+    assert blocked_steps(guard, tokenizer, "The man", " walks into the U.S. bar, a Ph.D bar, amazon.com.") == []
+    assert blocked_steps(guard, tokenizer, "The man walks.", "The bar.") == []  # the writer's sentence end
+
+
+def test_the_glued_sentence_rule_keeps_the_guard_off_the_writers_text(byte_level_tokenizer):
+    guard = WordGuard(byte_level_tokenizer, BASE_WORDS)
+    mask = guard.capital_start_mask(len(byte_level_tokenizer), torch.device("cpu"))
+    blocked = {guard.texts[i] for i in torch.nonzero(mask).flatten().tolist()}
+    assert "The" in blocked and " The" not in blocked and "the" not in blocked and "." not in blocked

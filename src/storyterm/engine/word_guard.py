@@ -15,7 +15,10 @@ usable). For a checked word the guard allows:
 Words with capitals elsewhere ("McDonald", "NASA", "iPhone") are free (:mod:`storyterm.engine.word_tokens` says
 why): a word may become one only from its first token or by a capital glued onto a known Title-case start of one
 or two letters ("N" + "ASA", "Mc" + "Donald"); a capital never glues onto a longer or a lower-case word
-("Frog" + "Ram", "ambula" + "The", so "iPhone" only comes as one token). The writer's own
+("Frog" + "Ram", "ambula" + "The", so "iPhone" only comes as one token), and a new sentence never glues onto
+the end of the last one: after a generated word of three or more letters or digits (or two lower-case letters) and
+". ! ?", no token that starts with a capital ("Korea.After", "him.Bublé"; "U.S.", "Ph.D" and "Amazon.com" stay
+possible). The writer's own
 unfinished word that no known word starts with is free too, and so are tokens holding part of a multi-byte
 character. If a row would be left with no allowed token, it is left unchanged (never a row of -inf, never NaNs).
 
@@ -28,6 +31,7 @@ one ``masked_fill``.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -53,6 +57,8 @@ from .words import WORD
 __all__ = ["CheckpointWordGuard", "PromptWords", "WordGuard", "WordGuardProcessor", "token_bytes", "token_texts"]
 
 _CACHE_LIMIT = 50_000  # partial words whose allowed continuations are remembered
+# A generated sentence end onto which no capital may glue: a word of 3+ letters or digits, or 2 lower-case letters.
+_GLUED_SENTENCE_END = re.compile(r"(?:(?<![^\W_])[^\W_]{3,}|(?<![^\W_])[^\W\d_A-Z]{2})[.!?]\Z")
 
 
 def _word_trie(words: Iterable[str]) -> dict:
@@ -264,6 +270,9 @@ class WordGuard:
                 "incomplete": torch.ones(vocab, dtype=torch.bool),
                 "incomplete_non_ascii": ~partial,
                 "capitals": capitals,  # may glue onto a short capital start
+                # a capital first character: never glued onto a generated sentence end
+                "capital_start": torch.tensor([text[:1].isupper() for text in self.texts] + [False] * pad,
+                                              dtype=torch.bool)[:vocab] & ~partial,
             }
             start = ~(ends | partial | (ok & (kind == OTHER_LETTERS)))
             start[torch.tensor([i for i in self.continuations("") if i < vocab], dtype=torch.long)] = False
@@ -350,6 +359,10 @@ class WordGuard:
                 mask = prompt.unblock(mask, prompt.starts)
         return mask
 
+    def capital_start_mask(self, vocab: int, device: torch.device) -> torch.Tensor:
+        """True for the tokens whose first character is a capital (blocked right after a generated sentence end)."""
+        return self._base_masks(vocab, device)["capital_start"]
+
     def processor(self) -> WordGuardProcessor:
         return WordGuardProcessor(self)
 
@@ -411,9 +424,10 @@ class WordGuardProcessor(LogitsProcessor):
         vocab = scores.shape[-1]
         rows = []
         for row, prompt_word in enumerate(self.prompt_words):
-            word, writers = prompt_word, True
+            word, writers, glued_end = prompt_word, True, False
             if tails is not None:
                 text, whole = guard.tail(tails[row])
+                glued_end = _GLUED_SENTENCE_END.search(text) is not None
                 run = TRAILING.search(text)
                 letters = run.group(0) if run else ""
                 if text.endswith(REPLACEMENT):
@@ -426,7 +440,10 @@ class WordGuardProcessor(LogitsProcessor):
                     word = None if prompt_word is None or generated > TAIL_TOKENS else prompt_word + letters
                 else:
                     word, writers = letters, False
-            rows.append(guard.blocked_mask(word, vocab, scores.device, writers, self.prompt))
+            mask = guard.blocked_mask(word, vocab, scores.device, writers, self.prompt)
+            if glued_end:
+                mask = mask | guard.capital_start_mask(vocab, scores.device)
+            rows.append(mask)
         blocked = torch.stack(rows)
         guarded = scores.masked_fill(blocked, float("-inf"))
         dead = guarded.amax(dim=-1) == float("-inf")
