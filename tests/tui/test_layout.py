@@ -10,6 +10,7 @@ from textual.widgets import DataTable, Input, Label, Static
 
 from storyterm.engine.loading import ModelSpec
 from storyterm.tui.widgets.editor import StoryEditor
+from storyterm.tui.widgets.main_layout import PLACEHOLDER_WITH_PANELS
 from tests.tui.test_app_loop import settle, type_and_generate, wait_until
 
 LINE_70 = "The old lighthouse keeper had not spoken to anyone for eleven years no"
@@ -27,6 +28,7 @@ async def test_small_terminals_are_in_focus_mode_and_show_the_story(make_app, si
         await settle(app, pilot)
         assert not panels_shown(app)
         assert app.focused is app.editor
+        assert "f3" in app.editor.placeholder and "pick a starter" not in app.editor.placeholder
         await pilot.press(*LINE_70)
         await pilot.pause()
         editor = app.editor
@@ -44,6 +46,7 @@ async def test_focus_mode_key_toggles_the_panels_at_any_size(make_app) -> None:
         await pilot.press("f3")
         await pilot.pause()
         assert panels_shown(app)
+        assert app.editor.placeholder == PLACEHOLDER_WITH_PANELS  # the starters are in sight now
         assert app.editor.region.width >= 30  # the panels shrink so the story keeps room
         app.query_one("#temperature", Input).focus()
         await pilot.press("f3")

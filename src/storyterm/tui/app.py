@@ -3,10 +3,10 @@
 The co-writing loop (model, generate, stream, accept, alternatives, undo) is ``tui/controller.py`` and has no
 Textual in it; the app is its view (``LoopView``). The story and its alternatives live in a
 ``storyterm.story.Draft``, its file in a ``Workspace``. Mixins hold the app's other jobs, one module each:
-``TokenView`` (probability view, token swaps), ``ModelLoading`` (load and switch models), ``PanelEvents`` (the side panels' messages), ``StatusLine`` (what the
-status bar shows), ``DraftFiles`` (save, open, new), ``DraftActions`` (rename, trash, export) and ``Quitting``
-(crash recovery, quit, signals). torch and transformers are imported only inside the load worker, so the first
-frame never waits for them.
+``TokenView`` (probability view, token swaps), ``ModelLoading`` (load and switch models), ``PanelEvents`` (the
+side panels' messages), ``StatusLine`` (what the status bar shows), ``DraftFiles`` (save, open, new),
+``DraftActions`` (rename, trash, export) and ``Quitting`` (crash recovery, quit, signals). torch and transformers
+are imported only inside the load worker, so the first frame never waits for them.
 """
 
 from __future__ import annotations
@@ -181,11 +181,7 @@ class StorytermApp(ContextActions, TokenView, ModelLoading, PanelEvents, StatusL
         yield Header(show_clock=False, icon="✎")
         with MainLayout(id="main"):
             yield GenrePicker(id="genre-picker")
-            yield StoryEditor(
-                editor_form(self.draft.text),
-                id="editor",
-                placeholder="Type the start of a story, or pick a starter — then ctrl+g.",
-            )
+            yield StoryEditor(editor_form(self.draft.text), id="editor")  # its placeholder: MainLayout's
             yield ParameterPanel(self.draft.settings, self.draft.memory, id="parameters")
         yield StatusBar(id="status")
         yield StoryFooter(compact=True)  # compact: the story keys fit in 80 columns

@@ -11,6 +11,9 @@ from textual.containers import Horizontal
 # mode show a 70-character line on one row.
 FOCUS_MODE_BELOW = 100
 SIDE_PANELS = ("#genre-picker", "#parameters")
+# The empty editor's hint: in focus mode the starters are out of sight, so it says how to bring them back.
+PLACEHOLDER_WITH_PANELS = "Type the start of a story, or pick a starter — then ctrl+g."
+PLACEHOLDER_IN_FOCUS_MODE = "Type the start of a story — then ctrl+g. Genres and starters: f3."
 
 
 class MainLayout(Horizontal):
@@ -45,6 +48,7 @@ class MainLayout(Horizontal):
             self._chosen_at_width = width
         show = self.panels_wanted if self.panels_wanted is not None else width >= FOCUS_MODE_BELOW
         self.set_class(not show, "-focus")
+        self.query_one("#editor").placeholder = PLACEHOLDER_WITH_PANELS if show else PLACEHOLDER_IN_FOCUS_MODE
         if not show:
             focused = self.app.focused
             panels = [self.query_one(selector) for selector in SIDE_PANELS]
