@@ -182,7 +182,7 @@ async def test_pending_text_has_its_own_colour_in_every_theme(make_app) -> None:
             assert story.style.color != pending.style.color or (pending.style.dim and not story.style.dim), theme
 
 
-async def test_help_scrolls_in_a_short_terminal_and_shows_keys_literally(make_app) -> None:
+async def test_help_at_80x24_scrolls_wraps_long_actions_and_shows_keys_literally(make_app) -> None:
     app = make_app()
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
@@ -191,18 +191,9 @@ async def test_help_scrolls_in_a_short_terminal_and_shows_keys_literally(make_ap
         hint = app.screen.query_one(".dialog-hint", Static)
         assert "[keys] table" in str(hint.render())
         assert hint.region.bottom <= 24  # the hint stays on screen: the table scrolls instead
-        table = app.screen.query_one("#help-table")
-        assert table.max_scroll_y > 0
-
-
-async def test_help_wraps_a_long_action_at_80_columns_instead_of_cutting_it(make_app) -> None:
-    app = make_app()
-    async with app.run_test(size=(80, 24)) as pilot:
-        await settle(app, pilot)
-        await pilot.press("f1")
-        await pilot.pause()
         table = app.screen.query_one("#help-table", DataTable)
-        assert table.max_scroll_x == 0  # nothing hides off to the right
+        assert table.max_scroll_y > 0
+        assert table.max_scroll_x == 0  # a long action wraps: nothing hides off to the right
         heights = {str(table.get_row_at(i)[1]): row.height for i, row in enumerate(table.ordered_rows)}
         assert heights["Story tree: read any branch, make it the story, continue it"] == 2
         assert heights["Open a draft"] == 1
