@@ -34,7 +34,8 @@ BENCHMARKS = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCHMARKS), str(BENCHMARKS.parent / "src"), str(BENCHMARKS.parent)]
 
 from bench_generation import in_worker_thread  # noqa: E402
-from bench_speed import DEFAULT_EVAL_FILE, RESULTS_DIR, log, machine_lines  # noqa: E402
+from speed_figures import RESULTS_DIR, log, machine_lines  # noqa: E402
+from speed_text import DEFAULT_EVAL_FILE  # noqa: E402
 
 VARIANTS = ("fp32", "bf16", "dynamic", "woq8-bf16", "woq8-fp32", "woq4-bf16", "torchao-woq8", "torchao-dyn8")
 
@@ -148,7 +149,7 @@ def decode_loop(model: torch.nn.Module, new_tokens: int, compile_mode: str | Non
 
 
 def perplexity(builtin: Path, variant: str, eval_file: Path) -> float | None:
-    from bench_speed import perplexity as held_out_perplexity
+    from speed_text import perplexity as held_out_perplexity
 
     from storyterm.engine.loading import ModelSpec, load_model
 
@@ -207,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             except Exception as error:  # noqa: BLE001
                 log(f"  perplexity {variant}: failed: {error}")
     reference = ppl.get("fp32")
-    shape = "GPT-2 124M shape" if not args.checkpoint else f"{args.checkpoint.name} ({_parameters(checkpoint)} parameters)"
+    shape = ("GPT-2 124M shape" if not args.checkpoint
+             else f"{args.checkpoint.name} ({_parameters(checkpoint)} parameters)")
     fp32_ms = statistics.median(times["fp32"]) if times.get("fp32") else None
     lines = ["## Decode kernels: 8-bit and 4-bit weights on this CPU (issue 17)", "",
              f"`python benchmarks/bench_int8_kernels.py --runs {args.runs} --new-tokens {args.new_tokens} --threads "

@@ -42,7 +42,7 @@ from pathlib import Path
 BENCHMARKS = Path(__file__).resolve().parent
 sys.path[:0] = [str(BENCHMARKS), str(BENCHMARKS.parent / "src")]
 
-from bench_speed import Figure, RESULTS_DIR, log, machine_lines, ratio_figure  # noqa: E402
+from speed_figures import Figure, RESULTS_DIR, log, machine_lines, ratio_figure  # noqa: E402
 
 SHARED_LLAMA_CPP = Path("/work/build/src/llama_cpp_python-0.3.36/vendor/llama.cpp")
 # storyterm dtype → the GGUF type of the same width
@@ -250,7 +250,7 @@ def gguf_engine_tokens_per_s(engine, request, threads: int, run: int) -> float:
     """Decoding tok/s of one streamed passage on ``threads`` llama.cpp threads (prompt read afresh each time)."""
     import llama_cpp
 
-    from bench_speed import timed_stream
+    from speed_timing import timed_stream
 
     llama = engine.loaded.model.llama
     llama_cpp.llama_set_n_threads(llama.ctx, threads, max(threads, os.cpu_count() or threads))
@@ -265,7 +265,7 @@ def side_by_side(name: str, scratch: Path, binary: Path, converter: Path, thread
     "gguf"."""
     import gc
 
-    from bench_speed import load, make_engine, request_for, timed_stream, warm_up, Variant
+    from speed_timing import load, make_engine, request_for, timed_stream, warm_up, Variant
 
     log(f"{name}: building the checkpoint…")
     checkpoint = build_model(name, scratch)
@@ -342,8 +342,9 @@ def report(results: dict[str, dict], threads: Sequence[int], runs: int, new_toke
     lines = ["## storyterm vs llama.cpp, same weights, same machine (issue 17)", "",
              f"`python benchmarks/bench_side_by_side.py --runs {runs} --new-tokens {new_tokens} --threads "
              f"{','.join(map(str, threads))} --engines {','.join(engines_wanted)}"
-             f"{'' if gguf_type.lower() == 'q8_0' else ' --gguf-type ' + gguf_type}` — median of {runs} interleaved runs "
-             f"(min–max), {new_tokens} new tokens; storyterm: engine streaming, default sampling (the GGUF engine: "
+             f"{'' if gguf_type.lower() == 'q8_0' else ' --gguf-type ' + gguf_type}` — "
+             f"median of {runs} interleaved runs (min–max), {new_tokens} new tokens; storyterm: engine streaming, "
+             f"default sampling (the GGUF engine: "
              "without the sentence grace), decoding tok/s (after the first token, so the prompt is not counted); "
              f"llama.cpp: `llama-bench -p 0 -n {new_tokens}` ({binary}), its tg figure (no prompt, no sampling).", ""]
     lines += machine_lines("cpu")

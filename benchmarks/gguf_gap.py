@@ -169,7 +169,7 @@ def in_own_thread(function, *args):
 def engine_passage_ms(engine, request, seed: int) -> tuple[float, float, float]:
     """(wall ms, generation thread CPU ms, of which in llama.cpp's decode) per decoded token of the engine's streamed
     passage: the time after the first token, the CPU of the loop less the prompt's decode."""
-    from bench_speed import timed_stream
+    from speed_timing import timed_stream
     from profile_gguf_decode import thread_timed
 
     spent = {"prompt": 0.0, "loop": 0.0, "decode": 0.0}
