@@ -28,7 +28,7 @@ from storyterm.engine.loading import ModelSpec, load_model, open_engine  # noqa:
 from storyterm.engine.lorebook import Lorebook, LorebookEntry  # noqa: E402
 from storyterm.engine.prompt import CLASSIC_GENRES  # noqa: E402
 from storyterm.engine.settings import SamplerSettings  # noqa: E402
-from storyterm.engine.word_guard import CheckpointWordGuard  # noqa: E402
+from storyterm.engine.checkpoint_word_guard import CheckpointWordGuard  # noqa: E402
 from storyterm.engine.words import checkpoint_words_reader  # noqa: E402
 from tests.conftest import build_tiny_gguf  # noqa: E402
 

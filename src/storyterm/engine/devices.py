@@ -49,7 +49,8 @@ def resolve_device(name: str = "auto") -> torch.device:
         return torch.device("cpu")
     if name == "mps":
         if not _mps_available():
-            raise DeviceError("device 'mps' was asked for but Apple's Metal backend is not available here; use --device cpu")
+            raise DeviceError("device 'mps' was asked for but Apple's Metal backend is not available here; "
+                              "use --device cpu")
         return torch.device("mps")
     match = _CUDA_DEVICE.match(name)
     if match:

@@ -31,7 +31,7 @@ from .prompt_builder import STORY, PreparedPrompt, PromptBuilder
 from .settings import DEFAULT_SETTINGS, SamplerSettings
 from .steering import STOP_SEQUENCE, BannedWords, StopScanner, StopSequenceCriterion, cut_at_stop, validate_steering
 from .token_probs import TokenInfo, validate_token_probs
-from .word_guard import CheckpointWordGuard
+from .checkpoint_word_guard import CheckpointWordGuard
 
 if TYPE_CHECKING:
     import torch

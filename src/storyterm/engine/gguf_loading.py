@@ -136,7 +136,8 @@ def load_gguf(spec: ModelSpec, on_progress: Callable[[str], None] | None = None)
                                     flash_attn=True, use_mmap=not read, verbose=True)
         llama.verbose = False  # generate() would print every prefix-cache hit to stderr
     except Exception as error:  # noqa: BLE001 - llama.cpp says little more than "failed to load"
-        raise ModelLoadError(f"llama.cpp cannot load {path.name}: {_first_line(error)}{last_llama_cpp_error()}") from error
+        reason = f"{_first_line(error)}{last_llama_cpp_error()}"
+        raise ModelLoadError(f"llama.cpp cannot load {path.name}: {reason}") from error
     tokenizer = GGUFTokenizer(llama, metadata)
     # torch only runs the logits processors (one vocabulary row per token): on its default threads, its pool
     # competed with llama.cpp's and the repetition penalty cost 15 % of the 124M shape's speed; few threads: none.

@@ -60,7 +60,8 @@ class LoadedModel:
     context_window: int
     generation_defaults: SamplerSettings  # storyterm's defaults with the checkpoint's values filled in
     path: Path | None = None  # the directory the files were read from
-    # What the checkpoint's generation_config.json sets (engine/checkpoint_defaults.py): fills what the writer left unset
+    # What the checkpoint's generation_config.json sets (engine/checkpoint_defaults.py): fills what the writer
+    # left unset
     checkpoint_settings: dict[str, Any] = field(default_factory=dict)
     # Reads the word list the word guard spells by (engine/words.py); None: the model has none, the guard is off
     known_words: Callable[[], frozenset[str] | None] | None = None

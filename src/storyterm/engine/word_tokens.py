@@ -107,7 +107,8 @@ class TokenTable:
             match = LEADING.match(text)
             letters = match.group(0) if match else ""
             self.kind[token_id] = letter_kind(letters)
-            self.leading[token_id] = letters.lower() if self.kind[token_id] in (LOWER_LETTERS, TITLE_LETTERS) else letters
+            cased = self.kind[token_id] in (LOWER_LETTERS, TITLE_LETTERS)
+            self.leading[token_id] = letters.lower() if cased else letters
             self.closes[token_id] = len(letters) < len(text) or texts[token_id] is None
             if self.closes[token_id]:
                 trailing = TRAILING.search(text[len(letters):])
