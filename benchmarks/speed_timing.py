@@ -47,7 +47,9 @@ def request_for(story: str, new_tokens: int):
     from storyterm.engine.generation import GenerationRequest
     from storyterm.engine.settings import DEFAULT_SETTINGS
 
-    return GenerationRequest(GENRE, story, settings=DEFAULT_SETTINGS.with_changes(max_new_tokens=new_tokens, seed=1))
+    # No sentence grace: every path decodes exactly new_tokens, so bare generate and the stream compare like for like.
+    settings = DEFAULT_SETTINGS.with_changes(max_new_tokens=new_tokens, seed=1, trim_sentences=False)
+    return GenerationRequest(GENRE, story, settings=settings)
 
 
 @dataclass
