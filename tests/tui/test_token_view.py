@@ -44,7 +44,7 @@ async def test_f6_toggles_the_tints_on_generated_words(make_app) -> None:
 
 async def test_candidates_on_a_token_swap_regenerates_as_a_sibling_and_undo_returns(make_app, tmp_path: Path) -> None:
     app = make_app(settings_toml=SAMPLED)
-    async with app.run_test(size=SMALL) as pilot:
+    async with app.run_test(size=SMALL, notifications=True) as pilot:
         await settle(app, pilot)
         await pilot.press(*"The ghost", "ctrl+g")
         await settle(app, pilot)
@@ -52,9 +52,13 @@ async def test_candidates_on_a_token_swap_regenerates_as_a_sibling_and_undo_retu
         app.editor.move_cursor(app.editor.document.get_location_from_index(len(app.draft.text) + 4))
         _, index, tokens = app._token_at_cursor()
         assert tokens == source.token_infos()
+        app.notify("An information toast")
+        app.notify("A warning toast", severity="warning")
         await pilot.press("ctrl+l")
         await pilot.pause()
         assert isinstance(app.screen, CandidatesScreen)
+        shown = [str(t.render()) for t in app.screen.query("Toast") if t.display]
+        assert shown == ["A warning toast"]  # an information toast waits: it would cover the list
         options = app.screen.query_one(OptionList)
         assert options.option_count == 8
         choice = next(i for i, c in enumerate(tokens[index].top) if c.text != tokens[index].text and c.text.strip())
