@@ -6,9 +6,10 @@ import json
 from collections.abc import Sequence
 from pathlib import Path
 
+from storyterm.engine.loading import context_window_of
 from storyterm.engine.prompt import build_header
 
-from .new_model import context_window, generation_config_for
+from .new_model import generation_config_for
 
 SOURCES_FILE = "SOURCES.md"
 
@@ -82,7 +83,7 @@ def sample_per_genre(model, tokenizer, genres: Sequence[str], seed: int, max_new
     for index, genre in enumerate(genres):
         torch.manual_seed(seed + index)
         inputs = tokenizer(build_header(genre), return_tensors="pt", add_special_tokens=False).to(model.device)
-        config.max_new_tokens = min(max_new_tokens, context_window(model) - inputs["input_ids"].shape[1])
+        config.max_new_tokens = min(max_new_tokens, context_window_of(model.config) - inputs["input_ids"].shape[1])
         with torch.no_grad():
             output = model.generate(**inputs, generation_config=config)
         samples[genre] = tokenizer.decode(output[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()

@@ -133,14 +133,6 @@ def load_base_model(args: argparse.Namespace, tokenizer):
     return model
 
 
-def context_window(model) -> int:
-    for name in ("n_positions", "max_position_embeddings"):
-        value = getattr(model.config, name, None)
-        if isinstance(value, int) and value > 0:
-            return value
-    return 1024
-
-
 def generation_config_for(tokenizer, genres: Sequence[str]):
     """The seed's sampling defaults; genre/BOS/PAD tokens suppressed so they never appear mid-story."""
     from transformers import GenerationConfig

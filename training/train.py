@@ -31,6 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from storyterm.engine.loading import context_window_of
 from storyterm.engine.prompt import genres_from_special_tokens
 from storyterm.engine.words import known_words_from_texts, write_known_words
 
@@ -50,7 +51,6 @@ from .new_model import (
     PRESETS,
     add_prompt_tokens,
     build_model_from_scratch,
-    context_window,
     generation_config_for,
     load_base_model,
     order_genres,
@@ -85,9 +85,10 @@ def prepare(args: argparse.Namespace) -> tuple[PreparedData, object]:
         add_prompt_tokens(tokenizer, genres)
         model = load_base_model(args, tokenizer)
         genres = genres_from_special_tokens(tokenizer.all_special_tokens)
-    if args.block_size > context_window(model):
-        raise SystemExit(f"error: --block-size {args.block_size} exceeds the model's {context_window(model)} positions")
-    tokenizer.model_max_length = context_window(model)
+    positions = context_window_of(model.config)
+    if args.block_size > positions:
+        raise SystemExit(f"error: --block-size {args.block_size} exceeds the model's {positions} positions")
+    tokenizer.model_max_length = positions
     eval_raw = [s for s in eval_raw if s.genre in genres]
     data = PreparedData(
         tokenizer=tokenizer,
@@ -326,7 +327,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         raise SystemExit("error: not enough training text for one block; lower --block-size or add data")
     log.info("genres: %s", ", ".join(data.genres))
     log.info("model: %s parameters, context %d; %d training rows of ≤%d tokens",
-             f"{model.num_parameters():,}", context_window(model), len(train_dataset), args.block_size)
+             f"{model.num_parameters():,}", context_window_of(model.config), len(train_dataset), args.block_size)
 
     headers = genre_headers(tokenizer, data.genres)
     if args.train_only == "genre-tokens":
